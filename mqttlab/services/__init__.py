@@ -1,0 +1,1 @@
+"""The mqttlab services process (twins, rules, recorder, HTTP API, metrics). No Jupyter imports here."""
