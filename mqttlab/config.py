@@ -8,17 +8,19 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-PORT_NAMES = ("mqtt", "mqtts", "mqtts_client_cert", "ws", "api")
+PORT_NAMES = ("mqtt", "mqtts", "mqtts_client_cert", "api")
 
 
 @dataclass(frozen=True)
 class Ports:
-    """Ports of the local stack. ``None`` means: pick a free one (and reuse it on restart)."""
+    """Ports of the local stack. ``None`` means: pick a free one (and reuse it on restart).
+
+    MQTT over WebSocket is served on the ``api`` port at path ``/mqtt``.
+    """
 
     mqtt: int | None = None
     mqtts: int | None = None
     mqtts_client_cert: int | None = None
-    ws: int | None = None
     api: int | None = None
 
     def __post_init__(self) -> None:

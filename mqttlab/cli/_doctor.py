@@ -82,6 +82,10 @@ def run_checks(state_dir: Path) -> list[dict[str, Any]]:
                            "mosquitto 2.0.11's WebSocket listener ignores its bind address; it requires "
                            "the same authentication as every listener",
                            "firewall the port if this host is on a shared network, or use a newer mosquitto")
+        _check(results, "websocket", "ok",
+               f"MQTT over WebSocket is served by the services process at ws://{doc['mqtt']['host']}:"
+               f"{doc['mqtt']['ws_port']}/mqtt, bound like the other listeners: mosquitto 2.0.11 would bind its own "
+               "WebSocket listeners to every interface whatever address it is given")
     else:
         _check(results, "lab", "ok", f"not running from {state_dir}")
     docker_cli = shutil.which("docker")

@@ -51,17 +51,16 @@ def _print_status(doc: dict[str, Any]) -> None:
 @click.option("--mqtt-port", type=int, help="MQTT/TCP port [default: a free one]")
 @click.option("--mqtts-port", type=int, help="MQTT/TLS port")
 @click.option("--mqtts-client-cert-port", type=int, help="MQTT/TLS port that requires client certificates")
-@click.option("--ws-port", type=int, help="MQTT over WebSocket port")
-@click.option("--api-port", type=int, help="services HTTP API port")
+@click.option("--api-port", type=int, help="services HTTP API port (also MQTT over WebSocket at /mqtt)")
 @click.option("--devices", "devices_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Device seed file (JSON) [default: ./config/devices.json if present]")
 @click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
 def up(state_dir: Path | None, backend: str, host: str, mqtt_port: int | None, mqtts_port: int | None,
-       mqtts_client_cert_port: int | None, ws_port: int | None, api_port: int | None, devices_file: Path | None,
+       mqtts_client_cert_port: int | None, api_port: int | None, devices_file: Path | None,
        as_json: bool) -> None:
     """Start the lab in the background; returns once it is ready."""
     t0 = time.perf_counter()
-    ports = Ports(mqtt=mqtt_port, mqtts=mqtts_port, mqtts_client_cert=mqtts_client_cert_port, ws=ws_port, api=api_port)
+    ports = Ports(mqtt=mqtt_port, mqtts=mqtts_port, mqtts_client_cert=mqtts_client_cert_port, api=api_port)
     lab = Lab.local(state_dir, host=host, ports=ports, devices=devices_file)
     doc = lab.status()
     lab.close()

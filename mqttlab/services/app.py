@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -18,6 +18,7 @@ from .. import __version__
 from ._broker_link import BrokerLink
 from ._config import ServicesConfig
 from ._http import install_error_handlers, require_api_key
+from ._ws_bridge import bridge
 
 log = logging.getLogger("mqttlab.services")
 
@@ -74,5 +75,9 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
     @app.get("/api/v5/prometheus/stats", tags=["metrics"], summary="The same, at EMQX's path")
     def metrics_emqx_path() -> Response:
         return metrics()
+
+    @app.websocket("/mqtt")
+    async def mqtt_over_websocket(websocket: WebSocket) -> None:
+        await bridge(websocket, cfg.broker_host, cfg.broker_port)
 
     return app

@@ -17,7 +17,7 @@ from ..._state import RUN_FILE, ensure_state_dir, load_identity, read_json, writ
 from ..._wait import free_port, port_free, port_open, wait_until
 from ...config import PORT_NAMES, LabConfig
 from ...devices import RegistryFile, config_document, load_seed
-from ...errors import ConfigError, LabNotRunningError, PortInUseError, StartupError
+from ...errors import ConfigError, LabNotRunningError, PortInUseError, StartupError, StateDirError
 from ...mqtt import BrokerEndpoint
 from ...pki import CertificateAuthority
 from . import _mosquitto
@@ -188,7 +188,7 @@ class LocalBackend:
     def _wait_broker(self, ports: dict[str, int], files: _mosquitto.BrokerFiles, log_start: int,
                      explicit: set[str]) -> None:
         proc = self._procs["mosquitto"]
-        broker_ports = [ports[n] for n in ("mqtt", "mqtts", "mqtts_client_cert", "ws")]
+        broker_ports = [ports[n] for n in ("mqtt", "mqtts", "mqtts_client_cert")]
 
         def died() -> None:
             if not proc.alive():
@@ -227,13 +227,31 @@ class LocalBackend:
         outcome = self._teardown()
         return outcome
 
+    def _refresh_from_run_file(self) -> None:
+        """Another Lab object may have restarted a component: the run file names the current processes."""
+        try:
+            run = read_json(self._run_path)
+        except StateDirError:
+            return
+        if not run:
+            return
+        self._run = run
+        for name, rec in run.get("processes", {}).items():
+            mine = self._procs.get(name)
+            if mine is None or mine.pid != int(rec["pid"]):
+                if mine is not None:
+                    mine.stop(self.cfg.stop_timeout)  # reaps our child if it is the dead one
+                self._procs[name] = ManagedProcess.from_record(name, rec)
+
     def _teardown(self) -> dict[str, str]:
+        self._refresh_from_run_file()
         outcome: dict[str, str] = {}
         for name in ("services", "mosquitto"):  # services first: it disconnects cleanly
             proc = self._procs.get(name)
             if proc is not None:
                 outcome[name] = proc.stop(self.cfg.stop_timeout)
-        ports = self._run.get("ports", {})
+        # Only a lab that came up owns all its ports; after a failed start one may belong to someone else.
+        ports = self._run.get("ports", {}) if self._run.get("mosquitto_version") else {}
         host = self._run.get("host", self.cfg.host)
         if ports:
             wait_until(lambda: not any(port_open(host, p) for p in ports.values()), timeout=5,
@@ -284,7 +302,7 @@ class LocalBackend:
 
     def broker_endpoint(self, transport: str) -> BrokerEndpoint:
         run = self._require_run()
-        key = {"tcp": "mqtt", "tls": "mqtts", "mtls": "mqtts_client_cert", "ws": "ws"}.get(transport)
+        key = {"tcp": "mqtt", "tls": "mqtts", "mtls": "mqtts_client_cert", "ws": "api"}.get(transport)
         if key is None:
             raise ConfigError(f"unknown transport {transport!r}", hint="use tcp, tls, mtls or ws")
         return BrokerEndpoint(run["host"], run["ports"][key], transport,  # type: ignore[arg-type]
@@ -334,7 +352,7 @@ class LocalBackend:
             "lab_id": ident["lab_id"],
             "started_at": run.get("started_at"),
             "mqtt": {"host": host, "tcp_port": ports["mqtt"], "tls_port": ports["mqtts"],
-                     "tls_client_cert_port": ports["mqtts_client_cert"], "ws_port": ports["ws"], "ws_path": "/mqtt",
+                     "tls_client_cert_port": ports["mqtts_client_cert"], "ws_port": ports["api"], "ws_path": "/mqtt",
                      "username": ident["admin_user"], "password": ident["admin_password"],
                      "ca_file": str(self._paths().ca)},
             "api": {"url": api, "key": ident["api_key"], "secret": ident["api_secret"], "docs_url": f"{api}/docs"},

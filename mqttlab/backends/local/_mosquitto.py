@@ -24,13 +24,16 @@ _INSTALL_HINT = (
 
 def find_mosquitto(explicit: str | None = None) -> Path:
     """The mosquitto binary: ``explicit``, ``$MQTTLAB_MOSQUITTO``, PATH, or the usual sbin dirs."""
-    candidates = [explicit, os.environ.get("MQTTLAB_MOSQUITTO"), shutil.which("mosquitto")]
-    candidates += ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto"]
+    explicit = explicit or os.environ.get("MQTTLAB_MOSQUITTO") or None
+    if explicit:
+        if Path(explicit).is_file() and os.access(explicit, os.X_OK):
+            return Path(explicit)
+        raise MosquittoNotFoundError(f"mosquitto binary {explicit!r} not found or not executable", hint=_INSTALL_HINT)
+    candidates = [shutil.which("mosquitto"), "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto",
+                  "/opt/homebrew/sbin/mosquitto"]
     for cand in candidates:
         if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
             return Path(cand)
-    if explicit:
-        raise MosquittoNotFoundError(f"mosquitto binary {explicit!r} not found or not executable", hint=_INSTALL_HINT)
     raise MosquittoNotFoundError("mosquitto is not installed (not on PATH nor in /usr/sbin)", hint=_INSTALL_HINT)
 
 
@@ -122,10 +125,6 @@ protocol mqtt
 {tls}require_certificate true
 use_identity_as_username true
 
-# mosquitto 2.0.11 (libwebsockets) binds this to every interface despite the address;
-# it is authenticated like every other listener. `mqttlab doctor` reports the exposure.
-listener {ports['ws']} {host}
-protocol websockets
 """
 
 
