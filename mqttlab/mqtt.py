@@ -99,7 +99,7 @@ def connect_and_wait(
     """
     done = threading.Event()
     result: dict[str, Any] = {}
-    previous = client.on_connect
+    previous: Any = client.on_connect
 
     def on_connect(c: mqtt.Client, u: Any, flags: Any, rc: ReasonCode, props: Any = None) -> None:
         result["rc"], result["session_present"] = rc, bool(getattr(flags, "session_present", False))
@@ -116,7 +116,7 @@ def connect_and_wait(
 
         kwargs["clean_start"] = clean_start
         if session_expiry is not None:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = session_expiry
             kwargs["properties"] = props
     try:

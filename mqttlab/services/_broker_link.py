@@ -88,7 +88,7 @@ class BrokerLink:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_socket_open = lambda c, u, s: set_nodelay(s)
         self.client.message_callback_add("$SYS/#", self._on_sys)
-        self.client.reconnect_delay_set(0.05, 2.0)
+        self.client.reconnect_delay_set(0.05, 2.0)  # type: ignore[arg-type]  # paho accepts float seconds
 
     def subscribe(self, topic_filter: str, qos: int, handler: Callable[[mqtt.MQTTMessage], None]) -> None:
         """Route messages matching ``topic_filter`` to ``handler``; (re)subscribed on every connect."""
@@ -127,4 +127,4 @@ class BrokerLink:
         log.warning("disconnected from broker: %s", rc)
 
     def _on_sys(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.sys.observe(msg.topic, msg.payload)
+        self.sys.observe(msg.topic, bytes(msg.payload))

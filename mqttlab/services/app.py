@@ -63,7 +63,7 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
 
     @app.get("/api/status", tags=["status"], dependencies=[auth])
     def status() -> dict[str, Any]:
-        code, body = health_body()
+        _code, body = health_body()
         return {**body, "lab_id": cfg.lab_id, "backend": cfg.backend, "version": __version__,
                 "uptime_s": round(time.time() - started, 3), "pid": os.getpid(),
                 "broker_version": link.sys.version, "broker_metrics": link.sys.snapshot()}

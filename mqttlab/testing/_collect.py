@@ -34,7 +34,7 @@ def subscribe_and_wait(
     """Subscribe and wait for the SUBACK; returns the granted reason codes (0x80/0x87 = refused)."""
     done = threading.Event()
     box: dict[int, list[ReasonCode]] = {}
-    previous = client.on_subscribe
+    previous: Any = client.on_subscribe
 
     def on_subscribe(c: mqtt.Client, u: Any, mid: int, rcs: list[ReasonCode], props: Any) -> None:
         box[mid] = rcs

@@ -16,7 +16,6 @@ import pytest
 from mqttlab import Lab, LabNotRunningError, MosquittoNotFoundError, PortInUseError, StateDirError
 from mqttlab._wait import port_open, wait_until
 from mqttlab.testing import MessageCollector
-
 from tests.helpers import processes_of, run_cli
 
 pytestmark = pytest.mark.lab

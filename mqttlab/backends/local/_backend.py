@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import os
 import sys
@@ -16,7 +15,8 @@ import psutil
 from ..._state import RUN_FILE, ensure_state_dir, load_identity, read_json, write_json
 from ..._wait import free_port, port_free, port_open, wait_until
 from ...config import PORT_NAMES, LabConfig
-from ...devices import RegistryFile, config_document, load_seed
+from ...devices._dynsec import config_document
+from ...devices._registry import RegistryFile, load_seed
 from ...errors import ConfigError, LabNotRunningError, PortInUseError, StartupError, StateDirError
 from ...mqtt import BrokerEndpoint
 from ...pki import CertificateAuthority

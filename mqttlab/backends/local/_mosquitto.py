@@ -139,7 +139,7 @@ def failure_from_log(log_text: str, ports: dict[str, int], explicit: set[str]) -
             f"mosquitto could not bind its ports ({named}): address already in use",
             hint="choose other ports (Lab.local(ports=...), `mqttlab up --mqtt-port ...`) or stop what holds them",
         )
-    if "Unable to load plugin" in log_text or "plugin" in log_text.lower() and "error" in log_text.lower():
+    if "Unable to load plugin" in log_text or ("plugin" in log_text.lower() and "error" in log_text.lower()):
         return MosquittoNotFoundError(f"mosquitto could not load the dynamic-security plugin:\n{tail}",
                                       hint="set MQTTLAB_DYNSEC_PLUGIN to mosquitto_dynamic_security.so")
     return StartupError(f"mosquitto exited during start-up; its log ends:\n{tail}",

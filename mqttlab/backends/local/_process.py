@@ -12,6 +12,9 @@ from typing import Any
 
 import psutil
 
+from ..._wait import wait_until
+from ...errors import ReadinessTimeout
+
 log = logging.getLogger(__name__)
 
 
@@ -84,6 +87,21 @@ class ManagedProcess:
         except psutil.Error:
             return False
 
+    def _wait_gone(self, timeout: float) -> bool:
+        """Wait until the process is gone or a zombie; an orphan's zombie may never be reaped here."""
+        if self._popen is not None:
+            try:
+                self._popen.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        try:
+            wait_until(lambda: self._process() is None, timeout=timeout, what=f"{self.name} to exit",
+                       interval=0.002, max_interval=0.02)
+            return True
+        except ReadinessTimeout:
+            return False
+
     def stop(self, timeout: float) -> str:
         """SIGTERM, wait up to ``timeout``; SIGKILL only if it did not exit. Returns how it ended."""
         proc = self._process()
@@ -92,15 +110,18 @@ class ManagedProcess:
             return "not running"
         try:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout)
-            outcome = "terminated"
-        except psutil.TimeoutExpired:
-            log.warning("%s (pid %s) ignored SIGTERM for %.0fs; killing it", self.name, self.pid, timeout)
-            proc.kill()
-            proc.wait(5)
-            outcome = "killed"
         except psutil.NoSuchProcess:
-            outcome = "terminated"
+            self._reap()
+            return "terminated"
+        outcome = "terminated"
+        if not self._wait_gone(timeout):
+            log.warning("%s (pid %s) ignored SIGTERM for %.0fs; killing it", self.name, self.pid, timeout)
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+            self._wait_gone(5)
+            outcome = "killed"
         self._reap()
         return outcome
 
