@@ -11,6 +11,7 @@ from ..errors import MqttlabError
 from ._devices import devices
 from ._doctor import doctor
 from ._lab import down, logs, status, up
+from ._report import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +22,7 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (up, down, status, logs, doctor, devices):
+for command in (up, down, status, logs, doctor, devices, report):
     cli.add_command(command)
 
 

@@ -1,0 +1,79 @@
+"""Every notebook runs top to bottom under papermill on the local backend, and reports keep their charts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from mqttlab.report import NotebookFailed, execute, to_html
+
+pytestmark = pytest.mark.notebook
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+ARTIFACTS = ROOT / "artifacts" / "notebooks"
+#: small sizes so CI stays fast; a user runs the defaults or bigger
+CI_PARAMETERS: dict[str, dict[str, object]] = {"00-quickstart-tour": {"MESSAGES": 60, "RATE_HZ": 300.0}}
+
+
+def test_there_are_notebooks() -> None:
+    assert NOTEBOOKS, "notebooks/ is empty"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_and_with_parameters(path: Path) -> None:
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    dirty = [i for i, c in enumerate(code) if c.get("outputs") or c.get("execution_count")]
+    assert not dirty, f"{path.name}: code cells {dirty} carry outputs; strip them before committing"
+    assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in code), f"{path.name}: no parameters cell"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs(path: Path) -> None:
+    executed = ARTIFACTS / path.name
+    try:
+        execute(path, executed, CI_PARAMETERS.get(path.stem, {}), timeout=300)
+    except NotebookFailed as exc:  # names the notebook and the cell; the executed copy stays as an artifact
+        pytest.fail(str(exc), pytrace=False)
+    html = to_html(executed, executed.with_suffix(".html"))
+    _assert_report_has_charts(html, executed)
+
+
+def _values(array: object) -> list[float]:
+    """Numbers of a plotly array: a list, or (plotly >= 6) a base64 typed array {"dtype", "bdata"}."""
+    if isinstance(array, dict):
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).astype(float).tolist()
+    return [float(v) for v in array]  # type: ignore[attr-defined]
+
+
+def _html_figures(text: str) -> list[list[dict[str, object]]]:
+    """The data argument of every Plotly.newPlot call in an HTML page."""
+    decoder = json.JSONDecoder()
+    out = []
+    for match in re.finditer(r"Plotly\.newPlot\(\s*\"[0-9a-f-]+\",\s*", text):
+        data, _ = decoder.raw_decode(text, match.end())
+        out.append(data)
+    return out
+
+
+def _assert_report_has_charts(html: Path, executed: Path) -> None:
+    """Each plotly figure of the executed notebook is in the HTML, with the same y values."""
+    nb = json.loads(executed.read_text())
+    figures = [o["data"]["application/vnd.plotly.v1+json"] for c in nb["cells"] if c["cell_type"] == "code"
+               for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    text = html.read_text()
+    in_html = _html_figures(text)
+    assert len(in_html) >= len(figures) > 0, f"{html.name}: {len(figures)} figures, {len(in_html)} Plotly.newPlot calls"
+    html_ys = [_values(trace["y"]) for data in in_html for trace in data if "y" in trace]
+    for fig in figures:
+        for trace in fig["data"]:
+            if "y" in trace:
+                assert _values(trace["y"]) in html_ys, f"{html.name}: a chart's data is missing from the HTML"
