@@ -1,5 +1,5 @@
 """Jupyter-side helpers (plotly setup, live charts). Imported by notebooks only, never by the services."""
 
-from ._plotting import live_chart, setup_plotly
+from ._plotting import LiveChart, setup_plotly
 
-__all__ = ["live_chart", "setup_plotly"]
+__all__ = ["LiveChart", "setup_plotly"]

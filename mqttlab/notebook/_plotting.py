@@ -30,7 +30,7 @@ def _bundle(fig: Any) -> dict[str, Any]:
             "text/html": pio.to_html(fig, include_plotlyjs="cdn", full_html=False)}
 
 
-class live_chart:  # noqa: N801 - used like a function: live = live_chart(fig); live.update(fig)
+class LiveChart:
     """A chart redrawn in place; the saved notebook keeps only the final, exportable state."""
 
     def __init__(self, fig: Any, display_id: str | None = None) -> None:
