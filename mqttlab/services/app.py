@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,12 +33,30 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
     broker_connected = Gauge("mqttlab_services_broker_connected", "1 while connected to the broker", registry=registry)
     broker_connected.set_function(lambda: 1.0 if link.connected.is_set() else 0.0)
 
+    from pathlib import Path
+
+    from ..twins._api import twins_router
+    from ..twins._service import FILTERS, TwinService
+    from ..twins._store import ShadowStore
+
+    twins = TwinService(ShadowStore(Path(cfg.state_dir) / "services" / "twins.db"),
+                        lambda topic, payload: _publish(link, topic, payload))
+    for topic_filter in FILTERS:
+        link.subscribe(topic_filter, 1, lambda msg: twins.on_mqtt(msg.topic, bytes(msg.payload)))
+    twin_requests = Gauge("mqttlab_twins_requests", "Shadow requests handled, by outcome", ["outcome"],
+                          registry=registry)
+    for outcome in ("accepted", "rejected", "errors"):
+        twin_requests.labels(outcome).set_function(_counter(twins.counters, outcome))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        twins.start()
         link.start()
         log.info("services started", extra={"pid": os.getpid(), "api_port": cfg.api_port})
         yield
         link.stop()
+        twins.stop()
+        twins.store.close()
         log.info("services stopped")
 
     app = FastAPI(title="mqttlab services", version=__version__, lifespan=lifespan,
@@ -76,8 +94,18 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
     def metrics_emqx_path() -> Response:
         return metrics()
 
+    app.include_router(twins_router(twins), dependencies=[auth])
+
     @app.websocket("/mqtt")
     async def mqtt_over_websocket(websocket: WebSocket) -> None:
         await bridge(websocket, cfg.broker_host, cfg.broker_port)
 
     return app
+
+
+def _publish(link: BrokerLink, topic: str, payload: bytes) -> None:
+    link.client.publish(topic, payload, qos=1)
+
+
+def _counter(counters: dict[str, int], key: str) -> Callable[[], float]:
+    return lambda: float(counters[key])
