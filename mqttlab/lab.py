@@ -18,6 +18,7 @@ from .config import BrokerLimits, LabConfig, Ports, resolve_state_dir
 from .devices import Device, DeviceRegistry
 from .errors import ConfigError
 from .mqtt import Protocol, Transport, connect_and_wait, make_client
+from .twins import Twins
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Lab:
         self._clients: list[mqtt.Client] = []
         self._lock = threading.Lock()
         self._devices: DeviceRegistry | None = None
+        self._twins: Twins | None = None
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -114,6 +116,9 @@ class Lab:
                 log.debug("client close failed", exc_info=True)
         if self._devices is not None:
             self._devices.close()
+        if self._twins is not None:
+            self._twins.close()
+            self._twins = None
 
     def stop(self) -> dict[str, str]:
         """Stop the stack (SIGTERM, then wait); returns how each component ended."""
@@ -227,6 +232,13 @@ class Lab:
                 live=self._backend.is_live,
             )
         return self._devices
+
+    @property
+    def twins(self) -> Twins:
+        """Device twins (AWS IoT Device Shadow semantics), through the services' HTTP API."""
+        if self._twins is None:
+            self._twins = Twins(self._backend.api_url(), self._backend.api_credentials())
+        return self._twins
 
     def __repr__(self) -> str:
         return f"<Lab backend={self.backend} owned={self._owned}>"
