@@ -54,12 +54,11 @@ def twin_editor(twins: Twins, thing: str, name: str | None = None) -> Any:
             return
         try:
             doc = twins.update(thing, desired=edited, name=name, version=state["version"])
-            status.value = f"applied as version {doc['version']}"
         except TwinError as exc:
             status.value = f"<span style='color:#b00'>{exc.message}</span>"
-        refresh()
-        if "applied" in status.value:
-            status.value += f" (now {state['version']})"
+            return
+        show(twins.get(thing, name))
+        status.value = f"applied as version {doc['version']}"
 
     apply_btn.on_click(apply)
     refresh_btn.on_click(refresh)
