@@ -131,6 +131,11 @@ class Lab:
 
     # ------------------------------------------------------------------ facts
     @property
+    def started_here(self) -> bool:
+        """True when this object started the stack (and so stops it on context exit)."""
+        return self._owned
+
+    @property
     def backend(self) -> str:
         return self._backend.name
 

@@ -67,7 +67,7 @@ def up(state_dir: Path | None, backend: str, host: str, mqtt_port: int | None, m
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
-    verb = "started" if lab._owned else "already running"
+    verb = "started" if lab.started_here else "already running"
     click.echo(f"mqttlab {verb} in {time.perf_counter() - t0:.2f}s")
     _print_status(doc)
 

@@ -9,7 +9,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from ..errors import DeviceError
-from ._dynsec import config_document, device_topics
+from ._dynsec import add_device_commands, config_document, device_topics, remove_device_commands
 from ._registry import AuthKind, Device, DynsecControl, RegistryFile, load_seed, validate_device_id
 
 __all__ = ["AuthKind", "Device", "DeviceRegistry", "config_document", "device_topics", "load_seed", "validate_device_id"]
@@ -40,7 +40,7 @@ class DeviceRegistry:
         if fresh and self._live():
             commands: list[dict[str, Any]] = []
             for dev in fresh:
-                commands += _dynsec_add(dev)
+                commands += add_device_commands(dev.id, dev.password)
             try:
                 self._control.run(commands, ignore=("already exists",))
             except DeviceError:
@@ -64,8 +64,6 @@ class DeviceRegistry:
         if not self._file.remove(device_id):
             raise DeviceError(f"no device {device_id!r} in the registry", hint="lab.devices.list() shows the known ids")
         if self._live():
-            from ._dynsec import remove_device_commands
-
             self._control.run(remove_device_commands(device_id), ignore=("not found",))
 
     def __contains__(self, device_id: object) -> bool:
@@ -80,8 +78,3 @@ class DeviceRegistry:
     def close(self) -> None:
         self._control.close()
 
-
-def _dynsec_add(dev: Device) -> list[dict[str, Any]]:
-    from ._dynsec import add_device_commands
-
-    return add_device_commands(dev.id, dev.password)
