@@ -79,3 +79,18 @@ def _assert_report_has_charts(html: Path, executed: Path) -> None:
         for trace in fig["data"]:
             if "y" in trace:
                 assert _values(trace["y"]) in html_ys, f"{html.name}: a chart's data is missing from the HTML"
+
+
+def test_failure_names_notebook_and_cell(tmp_path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("assert X == 2, 'the lab misbehaved'")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(nb, str(path))
+    with pytest.raises(NotebookFailed) as err:
+        execute(path, tmp_path / "out" / "broken.ipynb", {"X": 3})
+    assert "broken.ipynb failed in cell" in err.value.message and "the lab misbehaved" in err.value.message
+    assert err.value.executed.exists() and str(err.value.executed) in (err.value.hint or "")

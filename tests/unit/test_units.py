@@ -105,3 +105,11 @@ def test_pki_issues_verifiable_chain(tmp_path: Path) -> None:
     assert server.cert.read_text().startswith("-----BEGIN CERTIFICATE-----")
     # reopening reuses the same CA
     assert CertificateAuthority(tmp_path / "tls").cert_path.read_bytes() == ca.cert_path.read_bytes()
+
+
+def test_compose_tier_skip_reason_names_docker() -> None:
+    from mqttlab.testing.plugin import _docker_unavailable
+
+    reason = _docker_unavailable()
+    # on machines with an engine the compose tier runs; here (no engine) it must say why it skips
+    assert reason is None or ("Docker engine" in reason and "compose tier" in reason)
