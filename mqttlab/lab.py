@@ -17,6 +17,7 @@ from .backends.local import LocalBackend
 from .config import BrokerLimits, LabConfig, Ports, resolve_state_dir
 from .devices import Device, DeviceRegistry
 from .errors import ConfigError
+from .fleet import FleetClient
 from .mqtt import Protocol, Transport, connect_and_wait, make_client
 from .twins import Twins
 
@@ -54,6 +55,7 @@ class Lab:
         self._lock = threading.Lock()
         self._devices: DeviceRegistry | None = None
         self._twins: Twins | None = None
+        self._fleet: FleetClient | None = None
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -106,6 +108,9 @@ class Lab:
 
     def close(self) -> None:
         """Disconnect every client this object handed out; the stack keeps running."""
+        if self._fleet is not None:
+            self._fleet.close()
+            self._fleet = None
         with self._lock:
             clients, self._clients = self._clients, []
         for client in clients:
@@ -237,6 +242,13 @@ class Lab:
                 live=self._backend.is_live,
             )
         return self._devices
+
+    @property
+    def fleet(self) -> FleetClient:
+        """Simulated device fleets, checking monitors and benchmarks."""
+        if self._fleet is None:
+            self._fleet = FleetClient(self)
+        return self._fleet
 
     @property
     def twins(self) -> Twins:

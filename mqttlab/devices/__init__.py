@@ -42,7 +42,8 @@ class DeviceRegistry:
             for dev in fresh:
                 commands += add_device_commands(dev.id, dev.password)
             try:
-                self._control.run(commands, ignore=("already exists",))
+                for i in range(0, len(commands), 1000):  # keeps each control message well under max_packet_size
+                    self._control.run(commands[i:i + 1000], ignore=("already exists",))
             except DeviceError:
                 for dev in fresh:
                     self._file.remove(dev.id)

@@ -126,7 +126,7 @@ class MqttConnection(asyncio.Protocol):
         for fut in (self._connack, self._ws_ready):  # failures are read where awaited, or not at all
             fut.add_done_callback(_consume)
         self._next_id = 0
-        self.inflight: dict[int, int] = {}  # packet id -> qos, for QoS 1/2 publishes awaiting their ack
+        self.inflight: dict[int, bytes] = {}  # packet id -> PUBLISH bytes, for QoS 1/2 awaiting their ack
         self._window_free = asyncio.Event()
         self._window_free.set()
         self._drained = asyncio.Event()
@@ -319,19 +319,25 @@ class MqttConnection(asyncio.Protocol):
         messages is what lets a single Python process offer 150k+ msg/s.
         """
         qos = (first >> 1) & 3
-        pid = 0
-        if qos:
-            pid = self.next_packet_id()
-            self.inflight[pid] = qos
-            self._drained.clear()
+        pid = self.next_packet_id() if qos else 0
         if self.version == 5 and not props:
             props = b"\x00"
         packet = w.publish_packet(first, topic, payload, pid, props)
+        if qos:
+            self.inflight[pid] = packet
+            self._drained.clear()
         if batch:
             self._out.append(packet)
         else:
             self.write(packet)
         return pid
+
+    def resend(self, unacked: dict[int, bytes]) -> None:
+        """Resend publishes a previous connection left unacknowledged (same packet ids, DUP set)."""
+        for pid, packet in unacked.items():
+            self.inflight[pid] = packet
+            self._drained.clear()
+            self.write(bytes([packet[0] | 0x08]) + packet[1:])
 
     def flush(self) -> None:
         if self._out:
