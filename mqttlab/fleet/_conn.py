@@ -185,7 +185,8 @@ class MqttConnection(asyncio.Protocol):
         if self._ping is not None:
             self._ping.cancel()
         error = exc or ConnectionResetError("connection closed")
-        for fut in (self._connack, self._ws_ready):
+        waiting = [self._connack] + ([self._ws_ready] if self._ws is not None else [])
+        for fut in waiting:
             if not fut.done():
                 fut.set_exception(error)
         for sub in self._subacks.values():

@@ -35,10 +35,23 @@ class LoopThread:
         self.loop.call_soon_threadsafe(fn, *args)
 
     def stop(self) -> None:
+        """Cancel what still runs on the loop, let it unwind, then stop the thread."""
         if self.loop.is_running():
+            try:
+                self.submit(_cancel_all()).result(10)
+            except Exception:  # the loop is going away either way
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+async def _cancel_all() -> None:
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
