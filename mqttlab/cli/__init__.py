@@ -10,6 +10,7 @@ import click
 from ..errors import MqttlabError
 from ._devices import devices
 from ._doctor import doctor
+from ._fleet import bench, fleet
 from ._lab import down, logs, status, up
 from ._report import report
 
@@ -22,7 +23,7 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (up, down, status, logs, doctor, devices, report):
+for command in (up, down, status, logs, doctor, devices, report, fleet, bench):
     cli.add_command(command)
 
 

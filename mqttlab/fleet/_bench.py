@@ -329,7 +329,8 @@ async def bench_conn(target: Target, *, count: int = 1000, rate: float = 3000.0,
                        metrics, lat.summary())
 
 
-BENCHMARKS: dict[str, Callable[..., Coroutine[Any, Any, BenchResult]]] = {"pub": bench_pub, "sub": bench_sub, "latency": bench_latency, "conn": bench_conn}
+BENCHMARKS: dict[str, Callable[..., Coroutine[Any, Any, BenchResult]]] = {
+    "pub": bench_pub, "sub": bench_sub, "latency": bench_latency, "conn": bench_conn}
 
 
 def run_bench(kind: str, target: Target, **options: Any) -> BenchResult:
