@@ -239,7 +239,7 @@ class Lab:
             state_dir = Path(self._backend.status()["state_dir"])
             self._devices = DeviceRegistry(
                 state_dir, lambda: self.mqtt_client(client_id=f"mqttlab-dynsec-{os.getpid()}-{id(self):x}"),
-                live=self._backend.is_live,
+                live=self._backend.is_live, reload_broker=lambda: self._backend.restart("mosquitto"),
             )
         return self._devices
 

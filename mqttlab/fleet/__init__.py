@@ -1,7 +1,7 @@
 """Device fleets and load: simulated devices, reactive scenarios, benchmarks with percentiles."""
 
 from ._bench import BenchResult, run_bench
-from ._client import Fleet, FleetClient, Monitor
+from ._client import Fleet, FleetClient, Monitor, MultiFleet
 from ._engine import FleetSpec
 from ._profiles import BUILTIN as PROFILES
 from ._schedule import Rate
@@ -15,6 +15,7 @@ __all__ = [
            "FleetClient",
            "FleetSpec",
            "Monitor",
+           "MultiFleet",
            "Rate",
            "SeqTracker",
            "Target",

@@ -14,6 +14,7 @@ from ._loop import LoopThread
 from ._monitor import MonitorCore
 from ._schedule import Rate
 from ._target import Target, lab_target
+from ._workers import Coordinator
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -67,6 +68,49 @@ class Fleet:
         return fleet_panel(self)
 
 
+class MultiFleet:
+    """A fleet split over worker processes; the same interface as :class:`Fleet`."""
+
+    def __init__(self, coordinator: Coordinator, loop: LoopThread) -> None:
+        self.coordinator, self._loop = coordinator, loop
+        self._future: Future[Any] = loop.submit(coordinator.run())
+        self.rate = coordinator.spec.rate
+
+    @property
+    def running(self) -> bool:
+        return not self._future.done()
+
+    @property
+    def device_ids(self) -> list[str]:
+        return [c.id for c in self.coordinator.credentials]
+
+    def status(self) -> dict[str, Any]:
+        c = self.coordinator.counters()
+        start = self.coordinator.started_at or time.time()
+        elapsed = (self.coordinator.ended_at or time.time()) - start
+        errors = [link.error for link in self.coordinator.links if link.error]
+        return {**c, "devices": len(self.coordinator.credentials), "workers": len(self.coordinator.links),
+                "running": self.running, "elapsed_s": round(elapsed, 3),
+                "send_rate": round(c["sent"] / elapsed, 1) if elapsed > 0 else 0.0,
+                "last_error": errors[-1] if errors else None}
+
+    def set_rate(self, per_second: float, pattern: str | None = None) -> None:
+        self.rate = Rate(per_second, pattern or self.rate.pattern, self.rate.burst_size)  # type: ignore[arg-type]
+        self._loop.submit(self.coordinator.broadcast({"type": "rate", "rate": vars(self.rate)}))
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        self._future.result(timeout)
+        return self.status()
+
+    def stop(self, timeout: float = 30.0) -> dict[str, Any]:
+        self._loop.submit(self.coordinator.broadcast({"type": "stop"})).result(10)
+        self._future.result(timeout)
+        return self.status()
+
+    def sent_per_device(self) -> dict[str, int]:
+        return self.coordinator.sent_per_device()
+
+
 class Monitor:
     """Subscribes to fleet traffic and checks it: ``report()`` gives loss/dup/reorder counts and latency."""
 
@@ -103,7 +147,7 @@ class FleetClient:
         self._lab = lab
         self._loop: LoopThread | None = None
         self._lock = threading.Lock()
-        self.fleets: list[Fleet] = []
+        self.fleets: list[Fleet | MultiFleet] = []
 
     @property
     def loop(self) -> LoopThread:
@@ -121,20 +165,24 @@ class FleetClient:
         devices = self._lab.devices.add_many([{"id": i, "auth": auth} for i in spec.device_ids()])
         return [DeviceCredentials(d.id, d.username, d.password, d.cert_file, d.key_file) for d in devices]
 
-    def start(self, count: int = 10, profile: Any = "thermostat", *, rate: float | Rate = 1.0,
-              **options: Any) -> Fleet:
+    def start(self, count: int = 10, profile: Any = "thermostat", *, rate: float | Rate = 1.0, workers: int = 1,
+              **options: Any) -> Fleet | MultiFleet:
         """Start ``count`` simulated devices in the background (registered in ``lab.devices``).
 
         Options are :class:`FleetSpec` fields: ``qos``, ``protocol`` ("5"/"3.1.1"), ``transport``
         ("tcp"/"tls"/"ws"), ``duration``, ``messages``, ``connect_rate``, ``clean``, ``session_expiry``,
         ``will``, ``stamp`` ("payload"/"user_property"), ``seed``, ``reactive``, ``prefix``, ...
+        ``workers=N`` splits the devices over N worker processes (built-in profiles only).
         """
         spec = FleetSpec(count=count, profile=profile, rate=rate if isinstance(rate, Rate) else Rate(rate), **options)
         creds = self._credentials(spec)
         target = lab_target(self._lab, "tcp" if spec.transport == "mtls" else spec.transport)
         target = Target(target.host, target.port, target.transport, None, None, target.ca_file, target.ws_path)
-        engine = FleetEngine(spec, target, creds)
-        fleet = Fleet(engine, self.loop)
+        fleet: Fleet | MultiFleet
+        if workers > 1:
+            fleet = MultiFleet(Coordinator(spec, target, creds, workers), self.loop)
+        else:
+            fleet = Fleet(FleetEngine(spec, target, creds), self.loop)
         self.fleets.append(fleet)
         return fleet
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from typing import Any
 
 from . import _wire as w
-from ._conn import ConnectOptions, MqttConnection
+from ._conn import ConnectOptions, ConnectRefused, MqttConnection
 from ._stats import Latencies, SeqTracker, read_stamp
 from ._target import Target
 
@@ -29,6 +30,9 @@ class MonitorCore:
         self.conn: MqttConnection | None = None
         self.started_at = 0.0
         self.session_present_log: list[bool] = []
+        self.reconnects = 0
+        self._stopping = False
+        self._watch: asyncio.Task[None] | None = None
 
     @staticmethod
     def publisher_of(topic: str) -> str:
@@ -47,19 +51,44 @@ class MonitorCore:
         self.tracker.observe(self.publisher_of(pkt.topic), seq)
         self.latency.add((now_ns - sent_ns) / 1e9)
 
-    async def start(self) -> list[int]:
+    async def _connect(self) -> list[int]:
         self.conn = MqttConnection(self.opts, on_message=self.on_message)
         await self.conn.connect()
         self.session_present_log.append(self.conn.session_present)
-        self.started_at = time.time()
         return await self.conn.subscribe(self.filters)
 
+    async def start(self) -> list[int]:
+        granted = await self._connect()
+        self.started_at = time.time()
+        self._watch = asyncio.get_running_loop().create_task(self._reconnect_forever())
+        return granted
+
+    async def _reconnect_forever(self) -> None:
+        """Reconnect (and resubscribe) whenever the broker drops us, e.g. across a broker restart."""
+        backoff = 0.05
+        while not self._stopping:
+            assert self.conn is not None
+            await asyncio.shield(self.conn.closed)
+            while not self._stopping:
+                try:
+                    await self._connect()
+                    self.reconnects += 1
+                    backoff = 0.05
+                    break
+                except (OSError, asyncio.TimeoutError, ConnectRefused, w.ProtocolError):
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+
     async def stop(self) -> None:
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
         if self.conn is not None:
             await self.conn.disconnect()
 
     def report(self, sent: dict[str, int] | None = None) -> dict[str, Any]:
         return {**self.tracker.finish(sent), "messages": self.messages, "unstamped": self.unstamped,
+                "reconnects": self.reconnects, "session_present": list(self.session_present_log),
                 "latency": self.latency.summary()}
 
     def rate_series(self) -> list[tuple[float, int]]:

@@ -132,3 +132,17 @@ def test_cli_fleet_run_and_bench(lab: Lab) -> None:
     assert bench.returncode == 0 and json.loads(bench.stdout)["metrics"]["lost"] == 0
     bad = run_cli("bench", "pub", "--url", "http://nope")
     assert bad.returncode == 2 and "not a broker URL" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_workers_split_a_fleet_and_monitor_survives_bulk_registration(tmp_path: Path) -> None:
+    with Lab.local(tmp_path / "lab") as own:
+        monitor = own.fleet.monitor(client_id="mon-persistent", clean=False, session_expiry=600)
+        fleet = own.fleet.start(300, "thermostat", rate=5, qos=1, duration=2, workers=2)  # > bulk threshold
+        status = fleet.wait(60)
+        assert status["workers"] == 2 and status["devices"] == 300 and status["last_error"] is None
+        assert status["sent"] == status["acked"] > 0
+        report = monitor.wait_for(status["acked"], timeout=20)
+        report = monitor.report(fleet.sent_per_device())
+        assert report["lost"] == 0 and report["duplicates"] == 0 and report["publishers"] == 300
+        assert report["reconnects"] >= 1 and report["session_present"][-1] is True  # the bulk restart, survived
+        monitor.stop()

@@ -147,8 +147,7 @@ class LocalBackend:
     def _launch(self, binary: Path, plugin: Path, files: _mosquitto.BrokerFiles, ports: dict[str, int],
                 explicit: set[str]) -> None:
         ident = self._identity
-        devices = [d.as_dict() for d in RegistryFile(self.state_dir).devices()]
-        write_json(files.dynsec, config_document(ident["admin_user"], ident["admin_password"], devices))
+        self._write_dynsec(files)
         files.conf.write_text(_mosquitto.render_config(files, plugin=plugin, host=self.cfg.host, ports=ports,
                                                        limits=self.cfg.limits))
         services_cfg = self.state_dir / "services" / "services.json"
@@ -173,6 +172,11 @@ class LocalBackend:
             raise
         self._run["mosquitto_version"] = _mosquitto.mosquitto_version(binary)
         self._save_run()
+
+    def _write_dynsec(self, files: _mosquitto.BrokerFiles) -> None:
+        ident = self._identity or load_identity(self.state_dir)
+        devices = [d.as_dict() for d in RegistryFile(self.state_dir).devices()]
+        write_json(files.dynsec, config_document(ident["admin_user"], ident["admin_password"], devices))
 
     def _spawn_services(self, services_cfg: Path) -> ManagedProcess:
         env = dict(os.environ)
@@ -275,6 +279,7 @@ class LocalBackend:
         if service == "mosquitto":
             files = self._paths()
             binary = _mosquitto.find_mosquitto(self.cfg.mosquitto)
+            self._write_dynsec(files)  # devices registered while it was down, or in bulk, take effect now
             log_start = files.log.stat().st_size if files.log.exists() else 0
             self._procs["mosquitto"] = ManagedProcess.spawn("mosquitto", [str(binary), "-c", str(files.conf)],
                                                             self.state_dir / "logs" / "mosquitto.stdout.log")
