@@ -16,7 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ARTIFACTS = ROOT / "artifacts" / "notebooks"
 #: small sizes so CI stays fast; a user runs the defaults or bigger
-CI_PARAMETERS: dict[str, dict[str, object]] = {"00-quickstart-tour": {"MESSAGES": 60, "RATE_HZ": 300.0}}
+CI_PARAMETERS: dict[str, dict[str, object]] = {
+    "00-quickstart-tour": {"MESSAGES": 60, "RATE_HZ": 300.0},
+    "01-fleet-live-traffic": {"DEVICES": 10, "RATE": 5.0, "LIVE_SECONDS": 3},
+    "05-load-and-latency": {"PUB_MESSAGES": 40_000, "LATENCY_SECONDS": 2.0, "CONNECTIONS": 1000,
+                            "ASSERT_THROUGHPUT": False},
+}
 
 
 def test_there_are_notebooks() -> None:
