@@ -146,3 +146,16 @@ def test_workers_split_a_fleet_and_monitor_survives_bulk_registration(tmp_path: 
         assert report["lost"] == 0 and report["duplicates"] == 0 and report["publishers"] == 300
         assert report["reconnects"] >= 1 and report["session_present"][-1] is True  # the bulk restart, survived
         monitor.stop()
+
+
+def test_panel_shows_counters_and_stops_the_fleet(lab: Lab) -> None:
+    pytest.importorskip("ipywidgets")
+    fleet = lab.fleet.start(2, "thermostat", rate=10, qos=0, prefix=_prefix())
+    panel = fleet.panel()
+    counters, controls = panel.children
+    slider, stop_button = controls.children
+    assert "<b>devices</b><br>2" in counters.value
+    slider.value = 20.0
+    wait_until(lambda: fleet.engine.rate.per_second == 20.0, timeout=5, what="the new rate")
+    stop_button.click()
+    assert not fleet.running and stop_button.disabled and "<b>running</b><br>False" in counters.value
