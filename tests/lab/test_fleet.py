@@ -22,7 +22,7 @@ def _prefix() -> str:
 
 def test_fleet_devices_have_own_identities_and_nothing_is_lost(lab: Lab) -> None:
     prefix = _prefix()
-    monitor = lab.fleet.monitor(f"devices/+/telemetry")
+    monitor = lab.fleet.monitor("devices/+/telemetry")
     fleet = lab.fleet.start(20, "smart_meter", rate=50, qos=1, messages=25, prefix=prefix)
     status = fleet.wait(30)
     assert status["sent"] == status["acked"] == 500 and status["ack_errors"] == 0
@@ -70,7 +70,7 @@ def test_reactive_devices_apply_commands_and_shadow_deltas(lab: Lab) -> None:
                                                               ("tcp", "5", "payload")])
 def test_transports_protocols_and_stamps(lab: Lab, transport: str, protocol: str, stamp: str) -> None:
     prefix = _prefix()
-    monitor = lab.fleet.monitor(f"devices/+/telemetry", qos=2)
+    monitor = lab.fleet.monitor("devices/+/telemetry", qos=2)
     status = lab.fleet.run(4, "gps_tracker", rate=40, qos=2, messages=10, prefix=prefix, transport=transport,
                            protocol=protocol, stamp=stamp)
     assert status["sent"] == status["acked"] == 40

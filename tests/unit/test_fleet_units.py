@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import statistics
@@ -55,7 +56,7 @@ def test_fixed_rate_does_not_drift() -> None:
 def test_poisson_and_burst_rates() -> None:
     poisson = Rate(50.0, "poisson").offsets(random.Random(1))
     times = [next(poisson) for _ in range(20_000)]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert statistics.fmean(gaps) == pytest.approx(0.02, rel=0.05)
     burst = Rate(10.0, "burst", burst_size=5).offsets(random.Random(1))
     first = [next(burst) for _ in range(10)]
@@ -86,7 +87,7 @@ def test_industrial_sensor_has_faults_outliers_and_dropouts() -> None:
 def test_smart_meter_energy_is_monotonic_and_thermostat_clamps() -> None:
     meter = make_profile("smart_meter", "m", 1)
     energy = [meter.sample(t * 60.0)["energy_kwh"] for t in range(500)]
-    assert all(b >= a for a, b in zip(energy, energy[1:], strict=False)) and energy[-1] > energy[0]
+    assert all(b >= a for a, b in itertools.pairwise(energy)) and energy[-1] > energy[0]
     thermostat = make_profile("thermostat", "t", 1)
     assert thermostat.apply({"setpoint": 99}) == {"setpoint": 30.0}
 
