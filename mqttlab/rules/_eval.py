@@ -19,9 +19,11 @@ MAX_LIST = 1_000_000  # a range literal or repeat larger than this is refused ra
 class Scope:
     """Variables (aliases, FOREACH bindings) over the event's columns."""
 
-    def __init__(self, columns: dict[str, Any], local: dict[str, Any] | None = None) -> None:
+    def __init__(self, columns: dict[str, Any], local: dict[str, Any] | None = None,
+                 cache: dict[int, Any] | None = None) -> None:
         self.columns = columns
         self.local = local or {}
+        self.cache = cache if cache is not None else {}  # decoded JSON by id of the raw string
 
     def lookup(self, name: str) -> Any:
         if name in self.local:
@@ -31,12 +33,21 @@ class Scope:
         return UNDEFINED
 
     def child(self, **extra: Any) -> Scope:
-        return Scope(self.columns, {**self.local, **extra})
+        return Scope(self.columns, {**self.local, **extra}, self.cache)
+
+    def decoded(self, raw: str | bytes) -> Any:
+        """JSON of a string, decoded once per event however many paths read it."""
+        key = id(raw)
+        hit = self.cache.get(key)
+        if hit is None or hit[0] is not raw:
+            hit = (raw, try_json(raw))
+            self.cache[key] = hit
+        return hit[1]
 
 
-def _descend(value: Any, seg: a.Segment, evaluate: Callable[[a.Node], Any], root: str) -> Any:
+def _descend(value: Any, seg: a.Segment, evaluate: Callable[[a.Node], Any], root: str, scope: Scope) -> Any:
     if isinstance(value, (str, bytes)) and not isinstance(seg, a.Range):
-        decoded = try_json(value)
+        decoded = scope.decoded(value)
         if decoded is UNDEFINED:
             if root == "payload":
                 raise RuleRuntimeError("decode_json_failed: the payload is not JSON",
@@ -104,14 +115,14 @@ class Evaluator:
             for seg in node.segments:
                 if value is UNDEFINED:
                     return UNDEFINED
-                value = _descend(value, seg, lambda n: self.eval(n, scope), node.root)
+                value = _descend(value, seg, lambda n: self.eval(n, scope), node.root, scope)
             return value
         if isinstance(node, a.Apply):
             value = self.eval(node.base, scope)
             for seg in node.segments:
                 if value is UNDEFINED:
                     return UNDEFINED
-                value = _descend(value, seg, lambda n: self.eval(n, scope), "")
+                value = _descend(value, seg, lambda n: self.eval(n, scope), "", scope)
             return value
         if isinstance(node, a.Binary):
             return self.binary(node, scope)
@@ -185,20 +196,21 @@ class Evaluator:
     def select(self, stmt: a.Statement, columns: dict[str, Any]) -> dict[str, Any]:
         """Run a SELECT: the output document, or :class:`NoMatch` when WHERE is not true."""
         work = dict(columns)
+        cache: dict[int, Any] = {}
         out: dict[str, Any] = {}
         if stmt.fields is None:
             out = {k: v for k, v in columns.items() if k != "metadata"}
         else:
-            self.project(stmt.fields, Scope(work), work, out)
+            self.project(stmt.fields, Scope(work, cache=cache), work, out)
         if stmt.where is not None:
-            verdict = self.eval(stmt.where, Scope(work))
+            verdict = self.eval(stmt.where, Scope(work, cache=cache))
             if verdict is not True:
                 raise NoMatch()
         return out
 
     def project(self, fields: tuple[a.Field, ...], scope: Scope, work: dict[str, Any], out: dict[str, Any]) -> None:
         for field in fields:
-            value = self.eval(field.expr, Scope(work, scope.local))
+            value = self.eval(field.expr, Scope(work, scope.local, scope.cache))
             if value is ABSENT:
                 continue
             target = field.target or _implicit_target(field.expr)

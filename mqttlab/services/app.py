@@ -48,6 +48,12 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
     for outcome in ("accepted", "rejected", "errors"):
         twin_requests.labels(outcome).set_function(_counter(twins.counters, outcome))
 
+    from ..rules._api import prometheus_text, rules_router
+    from ._rules_wiring import RuleCollector, wire_rules
+
+    rules, tap = wire_rules(link, Path(cfg.state_dir))
+    registry.register(RuleCollector(rules))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         twins.start()
@@ -57,6 +63,7 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
         link.stop()
         twins.stop()
         twins.store.close()
+        rules.close()
         log.info("services stopped")
 
     app = FastAPI(title="mqttlab services", version=__version__, lifespan=lifespan,
@@ -95,6 +102,11 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
         return metrics()
 
     app.include_router(twins_router(twins), dependencies=[auth])
+    app.include_router(rules_router(rules, tap), dependencies=[auth])
+
+    @app.get("/api/v5/prometheus/data_integration", tags=["metrics"], summary="Rule metrics at EMQX's path")
+    def data_integration() -> Response:
+        return Response(prometheus_text(rules), media_type=CONTENT_TYPE_LATEST)
 
     @app.websocket("/mqtt")
     async def mqtt_over_websocket(websocket: WebSocket) -> None:

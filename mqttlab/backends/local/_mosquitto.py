@@ -106,6 +106,10 @@ set_tcp_nodelay true
 sys_interval {limits.sys_interval}
 
 log_dest file {files.log}
+# the log on $SYS/broker/log/# is how the rule engine sees connects, disconnects and subscriptions
+log_dest topic
+log_type subscribe
+log_type unsubscribe
 log_type error
 log_type warning
 log_type notice
