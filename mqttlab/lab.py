@@ -19,6 +19,7 @@ from .devices import Device, DeviceRegistry
 from .errors import ConfigError
 from .fleet import FleetClient
 from .mqtt import Protocol, Transport, connect_and_wait, make_client
+from .rules import Rules
 from .twins import Twins
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Lab:
         self._devices: DeviceRegistry | None = None
         self._twins: Twins | None = None
         self._fleet: FleetClient | None = None
+        self._rules: Rules | None = None
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -124,6 +126,9 @@ class Lab:
         if self._twins is not None:
             self._twins.close()
             self._twins = None
+        if self._rules is not None:
+            self._rules.close()
+            self._rules = None
 
     def stop(self) -> dict[str, str]:
         """Stop the stack (SIGTERM, then wait); returns how each component ended."""
@@ -249,6 +254,13 @@ class Lab:
         if self._fleet is None:
             self._fleet = FleetClient(self)
         return self._fleet
+
+    @property
+    def rules(self) -> Rules:
+        """Rules through EMQX's REST API shape (served by the lab's services locally)."""
+        if self._rules is None:
+            self._rules = Rules(self._backend.api_url(), self._backend.api_credentials())
+        return self._rules
 
     @property
     def twins(self) -> Twins:
