@@ -11,7 +11,7 @@ from ._errors import RuleSqlError
 KEYWORDS = {"select", "from", "where", "foreach", "do", "incase", "as", "case", "when", "then", "else", "end",
             "and", "or", "not", "div", "mod", "true", "false"}
 MAX_SQL = 64 * 1024
-MAX_DEPTH = 100
+MAX_DEPTH = 40
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -392,4 +392,8 @@ def parse(sql: str) -> a.Statement:
     """Parse one rule statement; raises :class:`RuleSqlError` (with line and column) on bad SQL."""
     if not isinstance(sql, str) or not sql.strip():
         raise RuleSqlError("empty SQL", 1, 1)
-    return Parser(sql).statement()
+    parser = Parser(sql)
+    try:
+        return parser.statement()
+    except RecursionError:  # NOT NOT NOT ... or - - - ... chains recurse without passing through expr()
+        raise parser.error("expression nested too deeply") from None

@@ -152,7 +152,7 @@ class RuleEngine:
     def on_message(self, topic: str, payload: bytes, qos: int, retain: bool, props: dict[str, Any]) -> None:
         hops = [h for h in props.get("User-Property", {}).get(HOPS, "").split(",") if h]
         columns = {"id": uuid.uuid4().hex.upper(), "clientid": UNDEFINED, "username": UNDEFINED,
-                   "payload": payload.decode("utf-8", "replace"), "peerhost": UNDEFINED, "topic": topic,
+                   "payload": _text_or_bytes(payload), "peerhost": UNDEFINED, "topic": topic,
                    "qos": qos, "flags": {"retain": retain, "dup": False}, "pub_props": props,
                    "publish_received_at": int(time.time() * 1000), "timestamp": int(time.time() * 1000),
                    "node": NODE, "event_type": "message_publish"}
@@ -258,3 +258,11 @@ class RuleEngine:
 
     def close(self) -> None:
         self._http.shutdown(wait=False, cancel_futures=True)
+
+
+def _text_or_bytes(payload: bytes) -> str | bytes:
+    """Payloads stay binary unless they are UTF-8 (then functions and templates see text, as in EMQX)."""
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return payload
