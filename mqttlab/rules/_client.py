@@ -115,21 +115,24 @@ class Rules:
     def reset_metrics(self, rule_id: str) -> None:
         self._call("PUT", f"/api/v5/rules/{rule_id}/metrics/reset", expect=(204,))
 
-    def tail(self, rule_id: str, *, count: int | None = None, timeout: float = 10.0) -> Iterator[Any]:
-        """Yield the rule's outputs as they happen (local lab): stops after ``count`` or ``timeout`` idle seconds."""
-        after, seen = 0, 0
-        wake = threading.Event()
-        recent = self._call("GET", f"/api/rules/{rule_id}/outputs")
-        after = recent[-1]["seq"] if recent else 0
-        idle = 0.0
+    def tail(self, rule_id: str, *, count: int | None = None, timeout: float = 10.0,
+             from_start: bool = False) -> Iterator[Any]:
+        """Yield the rule's outputs as they happen (local lab; the last 1,000 are kept).
+
+        Starts after the newest output unless ``from_start``; stops after ``count`` outputs or
+        ``timeout`` seconds without a new one.
+        """
+        after = 0
+        if not from_start:
+            recent = self._call("GET", f"/api/rules/{rule_id}/outputs")
+            after = recent[-1]["seq"] if recent else 0
+        seen, idle, wake = 0, 0.0, threading.Event()
         while count is None or seen < count:
             batch = self._call("GET", f"/api/rules/{rule_id}/outputs?after={after}")
-            for item in batch:
+            for item in batch[: None if count is None else count - seen]:
                 after = item["seq"]
                 seen += 1
                 yield item["output"]
-                if count is not None and seen >= count:
-                    return
             if batch:
                 idle = 0.0
                 continue
