@@ -30,6 +30,19 @@ async def _json_body(request: Request) -> Any:
         return _err(400, "BAD_REQUEST", "request body is not valid JSON")
 
 
+def sql_error_message(exc: RuleSqlError) -> str:
+    """EMQX says ``<line>: syntax error before: <token>``; we keep "syntax error" and add the column and why."""
+    return f"syntax error at line {exc.line}, column {exc.column}: {exc.reason}"
+
+
+def runtime_error_message(exc: RuleRuntimeError) -> str:
+    """EMQX's shape for evaluation errors (``{"select_and_transform_error":"decode_json_failed"}``);
+    context problems (unknown event type, bad fields) are plain text, as in EMQX."""
+    if exc.stage is None:
+        return exc.message
+    return exc.emqx_message()
+
+
 class OutputTap:
     """The last outputs of every rule, numbered, for ``lab.rules.tail``."""
 
@@ -68,9 +81,9 @@ def rules_router(engine: RuleEngine, tap: OutputTap) -> APIRouter:
         except NoMatch:
             return _err(412, "NOT_MATCH", "SQL Not Match")
         except RuleSqlError as exc:
-            return _err(400, "BAD_REQUEST", f"parse error: {exc.message}")
+            return _err(400, "BAD_REQUEST", sql_error_message(exc))
         except RuleRuntimeError as exc:
-            return _err(400, "BAD_REQUEST", exc.message)
+            return _err(400, "BAD_REQUEST", runtime_error_message(exc))
 
     @router.get("/api/v5/rules", summary="List rules (EMQX filters and paging)")
     def list_rules(enable: bool | None = None, like_id: str | None = None, like_from: str | None = None,
@@ -103,7 +116,7 @@ def rules_router(engine: RuleEngine, tap: OutputTap) -> APIRouter:
         try:
             record = engine.upsert(body, rule_id, create=create)
         except RuleSqlError as exc:
-            return _err(400, "BAD_REQUEST", f"parse error: {exc.message}")
+            return _err(400, "BAD_REQUEST", sql_error_message(exc))
         except RuleError as exc:
             return _err(400, "BAD_REQUEST", str(exc))
         return JSONResponse(record, status_code=201 if create else 200)
@@ -157,8 +170,10 @@ def rules_router(engine: RuleEngine, tap: OutputTap) -> APIRouter:
             return JSONResponse(rule_test(rule.record["sql"], context, rule_id))
         except NoMatch:
             return _err(412, "NOT_MATCH", "SQL Not Match")
-        except (RuleSqlError, RuleRuntimeError) as exc:
-            return _err(400, "BAD_REQUEST", exc.message)
+        except RuleSqlError as exc:
+            return _err(400, "BAD_REQUEST", sql_error_message(exc))
+        except RuleRuntimeError as exc:
+            return _err(400, "BAD_REQUEST", runtime_error_message(exc))
 
     @router.get("/api/v5/rule_events", summary="Event types and their columns")
     def rule_events() -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from . import _ast as a
 from . import _funcs_codec  # noqa: F401  (registers the codec, time and bit functions)
 from ._errors import NoMatch, RuleRuntimeError, RuleSqlError
 from ._eval import Evaluator, source_matches
-from ._events import EVENT_TYPES, defaults
+from ._events import CONTEXT_FIELDS, EVENT_TYPES, defaults
 from ._funcs import F
 from ._parser import parse
 from ._values import to_jsonable
@@ -62,16 +62,28 @@ def compile_sql(sql: str) -> CompiledRule:
     return CompiledRule(stmt)
 
 
-def rule_test(sql: str, context: dict[str, Any], rule_id: str = "rule_test") -> Any:
-    """EMQX's dry run: fill the context's defaults, gate on FROM, evaluate. Raises NoMatch for 412."""
+def rule_test(sql: str, context: dict[str, Any], rule_id: str | None = None) -> Any:
+    """EMQX's dry run: validate the context, fill defaults, gate on FROM, evaluate. NoMatch means 412."""
+    import secrets
+
     rule = compile_sql(sql)
     event_type = context.get("event_type")
     if event_type not in EVENT_TYPES:
         raise RuleRuntimeError(f"unknown event type {event_type!r}" if event_type else "event_type is required",
-                               hint=f"one of {', '.join(EVENT_TYPES)}")
+                               hint=f"one of {', '.join(EVENT_TYPES)}", reason="unknown event type")
+    allowed = CONTEXT_FIELDS.get(event_type)
+    if allowed is not None:
+        unknown = sorted(set(context) - allowed)
+        if unknown:
+            raise RuleRuntimeError(f"Bad Arguments: unknown_fields {unknown} for {event_type}",
+                                   hint=f"allowed: {', '.join(sorted(allowed))}", reason="unknown_fields")
+    if "payload" in context and not isinstance(context["payload"], str):
+        raise RuleRuntimeError("Bad Arguments: payload must be a string (JSON-encode it)", reason="bad_payload")
+    if "qos" in context and context["qos"] not in (0, 1, 2):
+        raise RuleRuntimeError("Bad Arguments: qos must be 0, 1 or 2", reason="bad_qos")
     columns = {**defaults(event_type), **context}
-    columns["metadata"] = {**columns.get("metadata", {}), "rule_id": rule_id}
-    topic = columns.get("topic") if event_type == "message_publish" else None
-    if not rule.matches(event_type, topic if isinstance(topic, str) else None):
+    columns["metadata"] = {"rule_id": rule_id or f"sql_tester:{secrets.token_hex(8)}"}
+    topic = context.get("topic", "") if event_type == "message_publish" else None
+    if not rule.matches(event_type, topic if isinstance(topic, str) else ""):
         raise NoMatch()
     return rule.run(columns)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from ..errors import MqttlabError
 
 
@@ -15,10 +18,21 @@ class RuleSqlError(MqttlabError):
 
 
 class RuleRuntimeError(MqttlabError):
-    """Evaluating the rule failed (e.g. a path into a payload that is not JSON)."""
+    """Evaluating the rule failed (e.g. a path into a payload that is not JSON).
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    ``reason`` is EMQX's reason term (``"decode_json_failed"``, ``"badarg"``, or a map for
+    ``bad_sql_function_argument``); ``stage`` where it happened (``select_and_transform_error``,
+    ``match_conditions_error``, ``select_and_collect_error``, ``match_incase_error``).
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, reason: Any = None, stage: str | None = None) -> None:
         super().__init__(message, hint)
+        self.reason = reason if reason is not None else message
+        self.stage = stage
+
+    def emqx_message(self) -> str:
+        """The 400 body's message as EMQX writes it: ``{"<stage>": <reason>}`` as JSON text."""
+        return json.dumps({self.stage or "select_and_transform_error": self.reason}, separators=(",", ":"))
 
 
 class NoMatch(MqttlabError):

@@ -10,7 +10,7 @@ from typing import Any
 from . import _ast as a
 from ._errors import NoMatch, RuleRuntimeError, RuleSqlError
 from ._topic import topic_matches
-from ._values import ABSENT, UNDEFINED, is_number, loose_equal, to_number, try_json
+from ._values import UNDEFINED, compare, exact_equal, is_number, to_number, to_text, try_json
 
 Functions = dict[str, Callable[..., Any]]
 MAX_LIST = 1_000_000  # a range literal or repeat larger than this is refused rather than built
@@ -50,7 +50,7 @@ def _descend(value: Any, seg: a.Segment, evaluate: Callable[[a.Node], Any], root
         decoded = scope.decoded(value)
         if decoded is UNDEFINED:
             if root == "payload":
-                raise RuleRuntimeError("decode_json_failed: the payload is not JSON",
+                raise RuleRuntimeError("decode_json_failed: the payload is not JSON", reason="decode_json_failed",
                                        hint="check the payload, or guard with is_map(json_decode(payload))")
             return UNDEFINED
         value = decoded
@@ -72,7 +72,8 @@ def _descend(value: Any, seg: a.Segment, evaluate: Callable[[a.Node], Any], root
     if isinstance(value, (str, bytes)):
         value = try_json(value)
     if not isinstance(value, list):
-        raise RuleRuntimeError("{range_get, non_list_data}: a range needs a list", hint="x[2..5] works on arrays")
+        raise RuleRuntimeError("{range_get, non_list_data}: a range needs a list", hint="x[2..5] works on arrays",
+                               reason={"range_get": "non_list_data"})
     lo, hi = to_number(evaluate(seg.lo)), to_number(evaluate(seg.hi))
     if lo is None or hi is None:
         raise RuleRuntimeError("range bounds must be integers")
@@ -129,13 +130,10 @@ class Evaluator:
         if isinstance(node, a.Unary):
             v = self.eval(node.operand, scope)
             if node.op == "not":
-                if isinstance(v, bool):
-                    return not v
-                raise RuleRuntimeError(f"NOT needs a boolean, got {v!r}")
-            n = to_number(v) if not isinstance(v, bool) else None
-            if n is None:
-                raise RuleRuntimeError(f"cannot negate {v!r}")
-            return -n
+                return v is False  # NOT of anything but a boolean false is false, as in EMQX
+            if not is_number(v):
+                raise RuleRuntimeError(f"badarith: cannot negate {v!r}", reason="badarith")
+            return -v
         if isinstance(node, a.Call):
             args = [self.eval(arg, scope) for arg in node.args]
             fn = self.functions[node.name]
@@ -143,10 +141,11 @@ class Evaluator:
                 return fn(*args)
             except RuleRuntimeError:
                 raise
-            except TypeError as exc:
-                raise RuleRuntimeError(f"{node.name}/{len(args)}: {exc}", hint="check the function's arguments") from None
-            except (ValueError, ArithmeticError, KeyError, IndexError, AttributeError, OverflowError) as exc:
-                raise RuleRuntimeError(f"{node.name}({', '.join(map(repr, args))[:200]}) failed: {exc}") from None
+            except (TypeError, ValueError, ArithmeticError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+                reason = {"reason": "bad_sql_function_argument", "function_name": node.name,
+                          "arguments": [to_text(x) if x is UNDEFINED else x for x in args]}
+                raise RuleRuntimeError(f"{node.name}({', '.join(map(repr, args))[:200]}) failed: {exc}",
+                                       hint=f"check the arguments of {node.name}()", reason=reason) from None
         if isinstance(node, a.ListLit):
             return [self.eval(item, scope) for item in node.items]
         if isinstance(node, a.RangeLit):
@@ -160,9 +159,9 @@ class Evaluator:
             subject = self.eval(node.subject, scope) if node.subject is not None else None
             for cond, result in node.whens:
                 hit = self.eval(cond, scope)
-                if (node.subject is None and hit is True) or (node.subject is not None and loose_equal(subject, hit)):
+                if (node.subject is None and hit is True) or (node.subject is not None and exact_equal(subject, hit)):
                     return self.eval(result, scope)
-            return self.eval(node.default, scope) if node.default is not None else ABSENT
+            return self.eval(node.default, scope) if node.default is not None else UNDEFINED
         raise RuleRuntimeError(f"cannot evaluate {type(node).__name__}")
 
     def binary(self, node: a.Binary, scope: Scope) -> Any:
@@ -180,16 +179,18 @@ class Evaluator:
                 raise RuleRuntimeError(f"{op.upper()} needs booleans, got {right!r}")
             return right
         left, right = self.eval(node.left, scope), self.eval(node.right, scope)
-        if op == "=":
-            return loose_equal(left, right)
-        if op == "!=":
-            return not loose_equal(left, right)
+        if op == "in":
+            return isinstance(right, list) and any(exact_equal(left, item) for item in right)
         if op == "=~":
-            if not isinstance(left, str) or not isinstance(right, str):
+            if left is UNDEFINED or right is UNDEFINED or not isinstance(left, str) or not isinstance(right, str):
                 return False
             return topic_matches(left, right)
-        if op in (">", "<", ">=", "<="):
-            return _order(op, left, right)
+        if op in ("=", "!=", ">", "<", ">=", "<="):
+            try:
+                return compare(op, left, right)
+            except ValueError:
+                raise RuleRuntimeError(f"badarg: cannot compare {left!r} {op} {right!r}", reason="badarg",
+                                       hint="cast with int()/float()/str() before comparing") from None
         return _arith(op, left, right)
 
     # ---------------------------------------------------------------- statements
@@ -198,12 +199,14 @@ class Evaluator:
         work = dict(columns)
         cache: dict[int, Any] = {}
         out: dict[str, Any] = {}
-        if stmt.fields is None:
-            out = {k: v for k, v in columns.items() if k != "metadata"}
-        else:
-            self.project(stmt.fields, Scope(work, cache=cache), work, out)
+        with _stage("select_and_transform_error"):
+            if stmt.fields is None:
+                out = dict(columns)
+            else:
+                self.project(stmt.fields, Scope(work, cache=cache), work, out)
         if stmt.where is not None:
-            verdict = self.eval(stmt.where, Scope(work, cache=cache))
+            with _stage("match_conditions_error"):
+                verdict = self.eval(stmt.where, Scope(work, cache=cache))
             if verdict is not True:
                 raise NoMatch()
         return out
@@ -211,8 +214,6 @@ class Evaluator:
     def project(self, fields: tuple[a.Field, ...], scope: Scope, work: dict[str, Any], out: dict[str, Any]) -> None:
         for field in fields:
             value = self.eval(field.expr, Scope(work, scope.local, scope.cache))
-            if value is ABSENT:
-                continue
             target = field.target or _implicit_target(field.expr)
             put(out, target, value)
             put(work, target, copy.deepcopy(value))  # later fields and WHERE see aliases and payload edits
@@ -222,30 +223,50 @@ class Evaluator:
         names: dict[str, Any] = {}
         iterated: Any = UNDEFINED
         item_name = "item"
-        for i, binding in enumerate(stmt.bindings):
-            value = self.eval(binding.expr, scope.child(**names))
-            last = i == len(stmt.bindings) - 1
-            if last:
-                iterated, item_name = value, binding.name or "item"
-            elif binding.name:
-                names[binding.name] = value
-        if stmt.where is not None and self.eval(stmt.where, scope.child(**names)) is not True:
-            raise NoMatch()
+        with _stage("select_and_collect_error"):
+            for i, binding in enumerate(stmt.bindings):
+                value = self.eval(binding.expr, scope.child(**names))
+                if i == len(stmt.bindings) - 1:
+                    iterated, item_name = value, binding.name or "item"
+                elif binding.name:
+                    names[binding.name] = value
+        if stmt.where is not None:
+            with _stage("match_conditions_error"):
+                verdict = self.eval(stmt.where, scope.child(**names))
+            if verdict is not True:
+                raise NoMatch()
         if not isinstance(iterated, list):  # a bare payload string is not decoded: json_decode(payload) is
             return []
         results = []
         for item in iterated:
             item_scope = scope.child(**names, **{item_name: item})
-            if stmt.incase is not None and self.eval(stmt.incase, item_scope) is not True:
-                continue
+            if stmt.incase is not None:
+                with _stage("match_incase_error"):
+                    keep = self.eval(stmt.incase, item_scope)
+                if keep is not True:
+                    continue
             if stmt.fields is None:
-                out = {item_name: item, **{k: v for k, v in columns.items() if k != "metadata"}}
+                out = {**columns, **names, item_name: item}
             else:
                 out = {}
-                work = dict(columns)
-                self.project(stmt.fields, item_scope, work, out)
+                with _stage("select_and_collect_error"):
+                    self.project(stmt.fields, item_scope, dict(columns), out)
             results.append(out)
         return results
+
+
+class _stage:
+    """Tag runtime errors with the stage EMQX names in its 400 messages."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        if isinstance(ev, RuleRuntimeError) and ev.stage is None:
+            ev.stage = self.name
 
 
 def _implicit_target(expr: a.Node) -> a.Target:
@@ -328,55 +349,35 @@ def _list_set(lst: list[Any], seg: str | int, value: Any) -> None:
     else:
         assert isinstance(seg, int)
         idx = _list_index(lst, seg)
-        if idx is None:
-            if seg == len(lst) + 1:
-                lst.append(value)
-                return
-            raise RuleRuntimeError(f"array position {seg} is out of range (length {len(lst)})")
-        lst[idx] = value
-
-
-def _order(op: str, left: Any, right: Any) -> bool:
-    if left is UNDEFINED or right is UNDEFINED:
-        return False
-    ln, rn = (left, right) if is_number(left) and is_number(right) else (to_number(left), to_number(right))
-    if is_number(left) or is_number(right):
-        if ln is None or rn is None:
-            return False
-        l_val, r_val = ln, rn
-    elif isinstance(left, str) and isinstance(right, str):
-        l_val, r_val = left, right
-    else:
-        return False
-    return {">": l_val > r_val, "<": l_val < r_val, ">=": l_val >= r_val, "<=": l_val <= r_val}[op]
+        if idx is not None:
+            lst[idx] = value  # out of range: the list stays as it is, as in EMQX
 
 
 def _arith(op: str, left: Any, right: Any) -> Any:
-    if op == "+" and isinstance(left, str) and isinstance(right, str):
-        return left + right
-    ln, rn = to_number(left) if not isinstance(left, bool) else None, to_number(right) if not isinstance(right, bool) else None
-    if op == "+" and (isinstance(left, str) or isinstance(right, str)) and (ln is None or rn is None):
-        from ._values import to_text
-
+    """``+`` adds numbers and concatenates when either side is a string; the rest take numbers only."""
+    if op == "+" and not (is_number(left) and is_number(right)) and (isinstance(left, str) or isinstance(right, str)):
         return to_text(left) + to_text(right)
-    if ln is None or rn is None:
-        raise RuleRuntimeError(f"bad arithmetic: {left!r} {op} {right!r}", hint="cast with int()/float() first")
+    if not (is_number(left) and is_number(right)):
+        raise RuleRuntimeError(f"bad arithmetic: {left!r} {op} {right!r}", hint="cast with int()/float() first",
+                               reason={"reason": "bad_sql_function_argument", "function_name": op,
+                                       "arguments": [to_text(left), to_text(right)]})
     if op == "+":
-        return ln + rn
+        return left + right
     if op == "-":
-        return ln - rn
+        return left - right
     if op == "*":
-        return ln * rn
-    if rn == 0:
-        raise RuleRuntimeError(f"division by zero: {left!r} {op} {right!r}")
+        return left * right
+    if right == 0:
+        raise RuleRuntimeError(f"badarith: division by zero: {left!r} {op} {right!r}", reason="badarith")
     if op == "/":
-        return ln / rn
-    if not (isinstance(ln, int) and isinstance(rn, int)):
-        raise RuleRuntimeError(f"{op} needs integers, got {left!r} and {right!r}")
-    if op == "div":
-        q = abs(ln) // abs(rn)
-        return q if (ln >= 0) == (rn >= 0) else -q  # Erlang div truncates toward zero
-    return ln - rn * (abs(ln) // abs(rn) * (1 if (ln >= 0) == (rn >= 0) else -1))  # Erlang rem: sign of the dividend
+        return left / right
+    if not (isinstance(left, int) and isinstance(right, int)):
+        raise RuleRuntimeError(f"{op} needs integers, got {left!r} and {right!r}",
+                               reason={"reason": "bad_sql_function_argument", "function_name": op,
+                                       "arguments": [left, right]})
+    q = abs(left) // abs(right)
+    q = q if (left >= 0) == (right >= 0) else -q  # Erlang div truncates toward zero
+    return q if op == "div" else left - right * q  # rem takes the dividend's sign
 
 
 def source_matches(stmt: a.Statement, event_type: str, topic: str | None) -> bool:

@@ -30,15 +30,29 @@ def event_topic(event_type: str) -> str:
 
 
 def _base(now_ms: int) -> dict[str, Any]:
-    return {"node": NODE, "timestamp": now_ms, "metadata": {}}
+    return {"node": NODE, "timestamp": now_ms}
+
+
+#: the context fields EMQX's rule_test schema accepts for these events (others are refused with 400)
+CONTEXT_FIELDS = {
+    "message_publish": {"event_type", "id", "clientid", "username", "payload", "peerhost", "topic",
+                        "publish_received_at", "qos"},
+    "client_connected": {"event_type", "clientid", "username", "mountpoint", "peername", "sockname", "proto_name",
+                         "proto_ver", "keepalive", "clean_start", "expiry_interval", "is_bridge", "connected_at"},
+    "client_disconnected": {"event_type", "clientid", "username", "reason", "peername", "sockname",
+                            "disconnected_at"},
+}
 
 
 def defaults(event_type: str, now_ms: int | None = None) -> dict[str, Any]:
     """Columns EMQX fills in for a rule_test context that omits them (so compare results as subsets)."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    client = {"clientid": "c_emqx", "username": "u_emqx"}
-    message = {**client, "id": uuid.uuid4().hex.upper(), "payload": '{"msg": "hello"}', "peerhost": "192.168.0.10",
-               "topic": "t/a", "qos": 1, "flags": {}, "pub_props": {}, "publish_received_at": now}
+    client = {"clientid": "c_emqx", "username": "u_emqx", "client_attrs": {"test": "example"}}
+    user = {"User-Property": {"foo": "bar"}, "User-Property-Pairs": [{"key": "foo"}, {"value": "bar"}]}
+    message = {**client, "event": "message.publish", "id": uuid.uuid4().hex.upper(), "payload": '{"msg": "hello"}',
+               "peerhost": "192.168.0.10", "peername": "192.168.0.10:32781", "topic": "t/a", "qos": 1, "flags": {},
+               "pub_props": {"Payload-Format-Indicator": 0, "Message-Expiry-Interval": 30, **user},
+               "publish_received_at": now}
     table: dict[str, dict[str, Any]] = {
         "message_publish": message,
         "message_delivered": {**message, "from_clientid": "c_emqx_1", "from_username": "u_emqx_1"},
@@ -46,13 +60,17 @@ def defaults(event_type: str, now_ms: int | None = None) -> dict[str, Any]:
         "message_dropped": {**message, "reason": "no_subscribers"},
         "delivery_dropped": {**message, "reason": "queue_full", "from_clientid": "c_emqx_1",
                              "from_username": "u_emqx_1"},
-        "client_connected": {**client, "mountpoint": "undefined", "peername": "192.168.0.10:56431",
-                             "sockname": "0.0.0.0:1883", "proto_name": "MQTT", "proto_ver": 5, "keepalive": 60,
-                             "clean_start": True, "expiry_interval": 3600, "is_bridge": False,
-                             "conn_props": {}, "connected_at": now},
-        "client_disconnected": {**client, "reason": "normal", "peername": "192.168.0.10:56431",
-                                "sockname": "0.0.0.0:1883", "proto_name": "MQTT", "proto_ver": 5,
-                                "disconn_props": {}, "disconnected_at": now},
+        "client_connected": {**client, "event": "client.connected", "mountpoint": "undefined",
+                             "peername": "192.168.0.10:56431", "sockname": "0.0.0.0:1883", "proto_name": "MQTT",
+                             "proto_ver": 5, "keepalive": 60, "clean_start": True, "expiry_interval": 3600,
+                             "is_bridge": False, "connected_at": now,
+                             "conn_props": {"Session-Expiry-Interval": 7200, "Receive-Maximum": 32, **user}},
+        "client_disconnected": {**client, "event": "client.disconnected", "reason": "normal",
+                                "peername": "192.168.0.10:56431", "sockname": "0.0.0.0:1883", "proto_name": "MQTT",
+                                "proto_ver": 5, "connected_at": now, "disconnected_at": now,
+                                "disconn_props": {"Session-Expiry-Interval": 7200,
+                                                  "Reason-String": "Redirect to another server",
+                                                  "Server Reference": "192.168.22.129", **user}},
         "client_connack": {**client, "reason_code": "success", "peername": "192.168.0.10:56431",
                            "sockname": "0.0.0.0:1883", "proto_name": "MQTT", "proto_ver": 5, "keepalive": 60,
                            "clean_start": True, "expiry_interval": 3600, "conn_props": {}},

@@ -9,7 +9,7 @@ from . import _ast as a
 from ._errors import RuleSqlError
 
 KEYWORDS = {"select", "from", "where", "foreach", "do", "incase", "as", "case", "when", "then", "else", "end",
-            "and", "or", "not", "div", "mod", "true", "false"}
+            "and", "or", "not", "div", "mod", "true", "false", "in"}
 MAX_SQL = 64 * 1024
 MAX_DEPTH = 40
 
@@ -17,8 +17,8 @@ _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<comment>--[^\n]*)
   | (?P<num>\d+\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|0x[0-9a-fA-F]+|\d+)
-  | (?P<sq>'(?:[^'\\]|\\.|'')*')
-  | (?P<dq>"(?:[^"\\]|\\.)*")
+  | (?P<sq>'[^']*')
+  | (?P<dq>"[^"]*")
   | (?P<bq>`[^`]*`)
   | (?P<ident>[A-Za-z_$][A-Za-z0-9_$]*)
   | (?P<op>\.\.|=~|!=|<>|>=|<=|[-+*/=<>(),.\[\]])
@@ -32,11 +32,6 @@ class Tok:
     value: object
     line: int
     col: int
-
-
-def _unescape(body: str, quote: str) -> str:
-    body = body.replace(quote * 2, quote) if quote == "'" else body
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), body)
 
 
 def tokenize(sql: str) -> list[Tok]:
@@ -56,9 +51,9 @@ def tokenize(sql: str) -> list[Tok]:
             if kind == "num":
                 value = int(text, 16) if text.startswith("0x") else float(text) if re.search(r"[.eE]", text) else int(text)
             elif kind == "sq":
-                value = _unescape(text[1:-1], "'")
+                value = text[1:-1]  # EMQX string literals have no escape sequences: use unescape()
             elif kind in ("dq", "bq"):
-                value = _unescape(text[1:-1], '"') if kind == "dq" else text[1:-1]
+                value = text[1:-1]
                 kind = "dq"
             elif kind == "ident" and text.lower() in KEYWORDS:
                 kind, value = "kw", text.lower()
@@ -260,6 +255,15 @@ class Parser:
 
     def cmp_expr(self) -> a.Node:
         left = self.add_expr()
+        if self.at_kw("in"):
+            self.take()
+            self.expect_op("(")
+            items = [self.expr()]
+            while self.at_op(","):
+                self.take()
+                items.append(self.expr())
+            self.expect_op(")")
+            return a.Binary("in", left, a.ListLit(tuple(items)))
         if self.at_op("=", "!=", "<>", ">", "<", ">=", "<=", "=~"):
             op = self.take().text
             left = a.Binary("!=" if op == "<>" else op, left, self.add_expr())

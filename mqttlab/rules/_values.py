@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -26,14 +27,6 @@ class _Undefined:
 UNDEFINED: Any = _Undefined()
 
 
-class _Absent:
-    """A CASE without ELSE that matched no branch: its alias is left out of the output."""
-
-    def __repr__(self) -> str:
-        return "absent"
-
-
-ABSENT: Any = _Absent()
 
 
 def is_number(v: Any) -> bool:
@@ -55,22 +48,94 @@ def to_number(v: Any) -> int | float | None:
     return None
 
 
-def loose_equal(a: Any, b: Any) -> bool:
-    """``=`` in rule SQL: numbers compare by value, a numeric string equals its number."""
+_STRICT_INT = re.compile(r"^[+-]?\d+$")
+_STRICT_FLOAT = re.compile(r"^[+-]?\d+\.\d+(?:[eE][+-]?\d+)?$")
+
+
+def parse_number(text: str) -> int | float | None:
+    """Erlang's strict syntax: an integer, or a float with digits on both sides of the point."""
+    if _STRICT_INT.match(text):
+        return int(text)
+    if _STRICT_FLOAT.match(text):
+        return float(text)
+    return None
+
+
+def _rank(v: Any) -> int:
+    """Erlang's cross-type order: number < atom (booleans, null) < map < list < string."""
+    if is_number(v):
+        return 0
+    if isinstance(v, bool) or v is None:
+        return 1
+    if isinstance(v, dict):
+        return 3
+    if isinstance(v, list):
+        return 4
+    return 5
+
+
+def _atom_text(v: Any) -> str | None:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    return None
+
+
+def compare(op: str, a: Any, b: Any) -> bool:
+    """``= != < > <= >=`` with EMQX's rules: undefined, numeric strings, atoms as text, then term order."""
     if a is UNDEFINED or b is UNDEFINED:
-        return a is b
-    if isinstance(a, bool) or isinstance(b, bool):
-        if isinstance(a, bool) and isinstance(b, bool):
-            return a == b
-        other = b if isinstance(a, bool) else a
-        flag = a if isinstance(a, bool) else b
-        return isinstance(other, str) and other == ("true" if flag else "false")
+        if a is UNDEFINED and b is UNDEFINED:
+            return op in ("=", "<=", ">=")
+        return False  # one side missing: false for every operator, != included
+    if (is_number(a) and isinstance(b, str)) or (isinstance(a, str) and is_number(b)):
+        text = b if isinstance(b, str) else a
+        number = parse_number(text)
+        if number is None:
+            raise ValueError(f"badarg: cannot compare {a!r} with {b!r}")
+        a, b = (a, number) if isinstance(b, str) else (number, b)
+    elif isinstance(a, str) and _atom_text(b) is not None:
+        b = _atom_text(b)
+    elif isinstance(b, str) and _atom_text(a) is not None:
+        a = _atom_text(a)
+    if op == "=":
+        return _term_eq(a, b)
+    if op == "!=":
+        return not _term_eq(a, b)
+    ra, rb = _rank(a), _rank(b)
+    left: Any
+    right: Any
+    if ra != rb:
+        left, right = ra, rb
+    elif ra == 1:
+        left, right = _atom_text(a) or "", _atom_text(b) or ""
+    elif ra in (3, 4):
+        left, right = json.dumps(to_jsonable(a), sort_keys=True), json.dumps(to_jsonable(b), sort_keys=True)
+    else:
+        left, right = a, b
+    return bool({"<": left < right, ">": left > right, "<=": left <= right, ">=": left >= right}[op])
+
+
+def _term_eq(a: Any, b: Any) -> bool:
+    """Erlang ``==``: numbers by value (1 == 1.0), everything else by type and value."""
     if is_number(a) and is_number(b):
         return bool(a == b)
-    if is_number(a) or is_number(b):
-        na, nb = to_number(a), to_number(b)
-        return na is not None and nb is not None and na == nb
+    return exact_equal(a, b)
+
+
+def exact_equal(a: Any, b: Any) -> bool:
+    """Erlang ``=:=`` (IN, CASE x WHEN v, contains): types must agree, so 2 is not 2.0."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(exact_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(exact_equal(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
+
+
+def loose_equal(a: Any, b: Any) -> bool:
+    return compare("=", a, b)
 
 
 def try_json(text: Any) -> Any:
@@ -93,7 +158,7 @@ def to_jsonable(value: Any) -> Any:
     if value is UNDEFINED:
         return "undefined"
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items() if v is not ABSENT}
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     if isinstance(value, (bytes, bytearray)):

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -17,46 +15,7 @@ from ..rules._events import from_mosquitto_log
 from ..rules._runtime import METRIC_KEYS, RuleEngine
 from ..rules._store import RuleStore
 from ._broker_link import BrokerLink
-
-_NAMES = {"UserProperty": "User-Property", "ContentType": "Content-Type", "ResponseTopic": "Response-Topic",
-          "CorrelationData": "Correlation-Data", "MessageExpiryInterval": "Message-Expiry-Interval",
-          "PayloadFormatIndicator": "Payload-Format-Indicator"}
-_PAHO = {v: k for k, v in _NAMES.items()}
-
-
-def props_to_emqx(props: Properties | None) -> dict[str, Any]:
-    """paho PUBLISH properties as EMQX's ``pub_props`` (``User-Property`` is a map)."""
-    if props is None:
-        return {}
-    out: dict[str, Any] = {}
-    for paho_name, emqx_name in _NAMES.items():
-        if hasattr(props, paho_name):
-            value = getattr(props, paho_name)
-            if paho_name == "UserProperty":
-                value = dict(value)
-            elif isinstance(value, bytes):
-                value = value.decode("utf-8", "replace")
-            out[emqx_name] = value
-    return out
-
-
-def emqx_to_props(props: dict[str, Any]) -> Properties | None:
-    if not props:
-        return None
-    out = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    for name, value in props.items():
-        paho_name = _PAHO.get(name)
-        if paho_name is None:
-            continue
-        if paho_name == "UserProperty":
-            out.UserProperty = [(str(k), str(v)) for k, v in value]
-        elif paho_name in ("MessageExpiryInterval", "PayloadFormatIndicator"):
-            setattr(out, paho_name, int(value))
-        elif paho_name == "CorrelationData":
-            out.CorrelationData = str(value).encode()
-        else:
-            setattr(out, paho_name, str(value))
-    return out
+from ._fast_link import FastLink
 
 
 class RuleCollector(Collector):
@@ -71,25 +30,58 @@ class RuleCollector(Collector):
             yield family
 
 
-def wire_rules(link: BrokerLink, state_dir: Path) -> tuple[RuleEngine, OutputTap]:
-    subscribed: set[str] = set()
-    last: list[Any] = [None]
+_WIRE_TO_EMQX = {"user_property": "User-Property", "content_type": "Content-Type", "response_topic": "Response-Topic",
+                 "correlation_data": "Correlation-Data", "message_expiry": "Message-Expiry-Interval",
+                 "payload_format": "Payload-Format-Indicator"}
+_EMQX_TO_WIRE = {v: k for k, v in _WIRE_TO_EMQX.items()}
 
-    def on_message(msg: mqtt.MQTTMessage) -> None:
-        if msg is last[0]:  # paho calls every matching filter's callback with the same message
-            return
-        last[0] = msg
-        engine.on_message(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain),
-                          props_to_emqx(getattr(msg, "properties", None)))
+
+def wire_props_to_emqx(props: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in props.items():
+        emqx_name = _WIRE_TO_EMQX.get(name)
+        if emqx_name is None:
+            continue
+        if name == "user_property":
+            value = dict(value)
+        elif isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        out[emqx_name] = value
+    return out
+
+
+def emqx_to_wire_props(props: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in props.items():
+        wire = _EMQX_TO_WIRE.get(name)
+        if wire is None:
+            continue
+        if wire == "user_property":
+            out[wire] = [(str(k), str(v)) for k, v in value]
+        elif wire in ("message_expiry", "payload_format"):
+            out[wire] = int(value)
+        elif wire == "correlation_data":
+            out[wire] = str(value).encode()
+        else:
+            out[wire] = str(value)
+    return out
+
+
+def wire_rules(link: BrokerLink, fast: FastLink, state_dir: Path) -> tuple[RuleEngine, OutputTap]:
+    """Rules read and write message traffic on ``fast``; broker events come from mosquitto's log via ``link``."""
+    subscribed: set[str] = set()
+
+    def on_message(topic: str, payload: bytes, qos: int, retain: bool, props: dict[str, Any]) -> None:
+        engine.on_message(topic, payload, qos, retain, wire_props_to_emqx(props))
 
     def want(filters: list[str]) -> None:
         for topic_filter in filters:
             if topic_filter not in subscribed:
                 subscribed.add(topic_filter)
-                link.subscribe(topic_filter, 1, on_message)
+                fast.subscribe(topic_filter, 1, on_message)
 
     def publish(topic: str, payload: bytes, qos: int, retain: bool, props: dict[str, Any]) -> None:
-        link.client.publish(topic, payload, qos=qos, retain=retain, properties=emqx_to_props(props))
+        fast.publish(topic, payload, qos, retain, emqx_to_wire_props(props))
 
     tap = OutputTap()
     engine = RuleEngine(RuleStore(state_dir / "services" / "rules.json"), publish, want, on_output=tap)

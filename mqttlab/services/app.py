@@ -49,17 +49,21 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
         twin_requests.labels(outcome).set_function(_counter(twins.counters, outcome))
 
     from ..rules._api import prometheus_text, rules_router
+    from ._fast_link import FastLink
     from ._rules_wiring import RuleCollector, wire_rules
 
-    rules, tap = wire_rules(link, Path(cfg.state_dir))
+    fast = FastLink(cfg, "rules")
+    rules, tap = wire_rules(link, fast, Path(cfg.state_dir))
     registry.register(RuleCollector(rules))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         twins.start()
         link.start()
+        fast.start()
         log.info("services started", extra={"pid": os.getpid(), "api_port": cfg.api_port})
         yield
+        fast.stop()
         link.stop()
         twins.stop()
         twins.store.close()
@@ -73,7 +77,7 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
     auth = Depends(require_api_key(cfg.api_key, cfg.api_secret))
 
     def health_body() -> tuple[int, dict[str, Any]]:
-        ok = link.connected.is_set()
+        ok = link.connected.is_set() and fast.connected.is_set()
         return (200 if ok else 503), {"status": "ok" if ok else "degraded",
                                       "broker": "connected" if ok else "disconnected"}
 
