@@ -104,6 +104,12 @@ class Rules:
             rows.append({"name": case["name"], "ok": outcome, "detail": detail})
         return pd.DataFrame(rows)
 
+    def editor(self, sql: str | None = None, **kwargs: Any) -> Any:
+        """An ipywidgets editor: SQL, a context, Test (rule_test) and Deploy buttons."""
+        from ._widget import rule_editor
+
+        return rule_editor(self, sql, **kwargs) if sql else rule_editor(self, **kwargs)
+
     # ------------------------------------------------------------------ watching
     def metrics(self, rule_id: str) -> pd.DataFrame:
         """The rule's counters as EMQX counts them (matched, passed, failed.*, actions.*)."""

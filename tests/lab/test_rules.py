@@ -18,7 +18,7 @@ from mqttlab.rules import RuleApiError, RuleNoMatch, RuleTestError
 from mqttlab.testing import MessageCollector
 
 pytestmark = pytest.mark.lab
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "rules.yaml"
+GOLDEN = Path(__file__).resolve().parents[2] / "notebooks" / "data" / "rules-golden.yaml"
 
 
 def _id() -> str:
@@ -197,3 +197,22 @@ def test_rules_persist_across_restart(tmp_path: Path) -> None:
         own.mqtt_client().publish("keep/1", b"{}", qos=1).wait_for_publish(5)
         wait_until(lambda: own.rules.metrics("kept").set_index("metric")["value"]["matched"] == 1, timeout=5,
                    what="the restored rule to run")
+
+
+def test_rule_editor_widget(lab: Lab) -> None:
+    pytest.importorskip("ipywidgets")
+    box = lab.rules.editor('SELECT payload.temp as temp FROM "devices/+/telemetry" WHERE payload.temp > 30')
+    sql_box, ctx_box, controls, result = box.children
+    id_box, test_btn, deploy_btn = controls.children
+    test_btn.click()
+    assert '"temp": 31' in result.value
+    ctx_box.value = json.dumps({"topic": "devices/d1/telemetry", "payload": '{"temp": 20}'})
+    test_btn.click()
+    assert "412" in result.value
+    sql_box.value = "SELECT broken FROM"
+    test_btn.click()
+    assert "syntax error" in result.value
+    sql_box.value = 'SELECT * FROM "editor/#"'
+    id_box.value = f"ed{uuid.uuid4().hex[:5]}"
+    deploy_btn.click()
+    assert "deployed as" in result.value and lab.rules.get(id_box.value)["from"] == ["editor/#"]
