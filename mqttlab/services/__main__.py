@@ -10,13 +10,17 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mqttlab.services")
-    parser.add_argument("--config", required=True, type=Path, help="services.json written by the lab backend")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", type=Path, help="services.json written by the local backend")
+    source.add_argument("--env", action="store_true", help="read MQTTLAB_* environment variables (containers)")
     args = parser.parse_args(argv)
+
+    import os
 
     from . import _logging
     from ._config import ServicesConfig
 
-    cfg = ServicesConfig.load(args.config)
+    cfg = ServicesConfig.from_env(os.environ) if args.env else ServicesConfig.load(args.config)
     _logging.configure(cfg.log_file)
     import uvicorn
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,32 @@ class ServicesConfig:
     lab_id: str
     backend: str = "local"
     log_file: str | None = None
+    rules_enabled: bool = True  # off in compose: EMQX runs the rules there
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServicesConfig:
+        """Settings for the services container (compose backend), from ``MQTTLAB_*`` variables."""
+        def need(name: str) -> str:
+            value = env.get(name)
+            if not value:
+                raise SystemExit(f"error: {name} is not set (the compose file passes it from .env)")
+            return value
+
+        return cls(
+            state_dir=env.get("MQTTLAB_STATE_DIR", "/data"),
+            broker_host=env.get("MQTTLAB_BROKER_HOST", "emqx"),
+            broker_port=int(env.get("MQTTLAB_BROKER_PORT", "1883")),
+            broker_user=need("MQTTLAB_ADMIN_USER"),
+            broker_password=need("MQTTLAB_ADMIN_PASSWORD"),
+            api_host=env.get("MQTTLAB_API_HOST", "0.0.0.0"),  # inside the container; the compose file maps it
+            api_port=int(env.get("MQTTLAB_API_PORT", "8080")),
+            api_key=need("MQTTLAB_API_KEY"),
+            api_secret=need("MQTTLAB_API_SECRET"),
+            lab_id=env.get("MQTTLAB_LAB_ID", "compose"),
+            backend="compose",
+            log_file=env.get("MQTTLAB_LOG_FILE") or None,
+            rules_enabled=env.get("MQTTLAB_RULES", "on").lower() not in ("off", "0", "false"),
+        )
     @classmethod
     def load(cls, path: Path) -> ServicesConfig:
         data: dict[str, Any] = json.loads(path.read_text())

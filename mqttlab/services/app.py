@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .. import __version__
 from ._broker_link import BrokerLink
+from ._components import build_components
 from ._config import ServicesConfig
 from ._http import install_error_handlers, require_api_key
 from ._ws_bridge import bridge
@@ -33,41 +34,19 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
     broker_connected = Gauge("mqttlab_services_broker_connected", "1 while connected to the broker", registry=registry)
     broker_connected.set_function(lambda: 1.0 if link.connected.is_set() else 0.0)
 
-    from pathlib import Path
-
-    from ..twins._api import twins_router
-    from ..twins._service import FILTERS, TwinService
-    from ..twins._store import ShadowStore
-
-    twins = TwinService(ShadowStore(Path(cfg.state_dir) / "services" / "twins.db"),
-                        lambda topic, payload: _publish(link, topic, payload))
-    for topic_filter in FILTERS:
-        link.subscribe(topic_filter, 1, lambda msg: twins.on_mqtt(msg.topic, bytes(msg.payload)))
-    twin_requests = Gauge("mqttlab_twins_requests", "Shadow requests handled, by outcome", ["outcome"],
-                          registry=registry)
-    for outcome in ("accepted", "rejected", "errors"):
-        twin_requests.labels(outcome).set_function(_counter(twins.counters, outcome))
-
-    from ..rules._api import prometheus_text, rules_router
-    from ._fast_link import FastLink
-    from ._rules_wiring import RuleCollector, wire_rules
-
-    fast = FastLink(cfg, "rules")
-    rules, tap = wire_rules(link, fast, Path(cfg.state_dir))
-    registry.register(RuleCollector(rules))
+    components = build_components(cfg, link, registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        twins.start()
+        for component in components:
+            component.start()
         link.start()
-        fast.start()
-        log.info("services started", extra={"pid": os.getpid(), "api_port": cfg.api_port})
+        log.info("services started", extra={"pid": os.getpid(), "api_port": cfg.api_port,
+                                            "components": [c.name for c in components]})
         yield
-        fast.stop()
+        for component in reversed(components):
+            component.stop()
         link.stop()
-        twins.stop()
-        twins.store.close()
-        rules.close()
         log.info("services stopped")
 
     app = FastAPI(title="mqttlab services", version=__version__, lifespan=lifespan,
@@ -77,7 +56,7 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
     auth = Depends(require_api_key(cfg.api_key, cfg.api_secret))
 
     def health_body() -> tuple[int, dict[str, Any]]:
-        ok = link.connected.is_set() and fast.connected.is_set()
+        ok = link.connected.is_set() and all(c.healthy() for c in components)
         return (200 if ok else 503), {"status": "ok" if ok else "degraded",
                                       "broker": "connected" if ok else "disconnected"}
 
@@ -105,12 +84,10 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
     def metrics_emqx_path() -> Response:
         return metrics()
 
-    app.include_router(twins_router(twins), dependencies=[auth])
-    app.include_router(rules_router(rules, tap), dependencies=[auth])
-
-    @app.get("/api/v5/prometheus/data_integration", tags=["metrics"], summary="Rule metrics at EMQX's path")
-    def data_integration() -> Response:
-        return Response(prometheus_text(rules), media_type=CONTENT_TYPE_LATEST)
+    for component in components:
+        for router in component.routers():
+            metrics_only = all(getattr(r, "path", "").startswith("/api/v5/prometheus") for r in router.routes)
+            app.include_router(router, dependencies=[] if metrics_only else [auth])
 
     @app.websocket("/mqtt")
     async def mqtt_over_websocket(websocket: WebSocket) -> None:
@@ -118,10 +95,3 @@ def create_app(cfg: ServicesConfig, link: BrokerLink | None = None) -> FastAPI:
 
     return app
 
-
-def _publish(link: BrokerLink, topic: str, payload: bytes) -> None:
-    link.client.publish(topic, payload, qos=1)
-
-
-def _counter(counters: dict[str, int], key: str) -> Callable[[], float]:
-    return lambda: float(counters[key])
