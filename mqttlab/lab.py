@@ -92,9 +92,39 @@ class Lab:
         return cls(backend, owned=started)
 
     @classmethod
+    def compose(
+        cls,
+        state_dir: str | os.PathLike[str] | None = None,
+        *,
+        compose_dir: str | os.PathLike[str] | None = None,
+        observability: bool = True,
+        ready_timeout: float = 600,
+    ) -> Lab:
+        """Start the compose stack (EMQX, InfluxDB, services; Prometheus and Grafana with ``observability``).
+
+        Needs a Docker engine; waits until every service is healthy. Same API as :meth:`local`.
+        """
+        from .backends.compose import ComposeBackend
+
+        backend = ComposeBackend(resolve_state_dir(state_dir), Path(compose_dir) if compose_dir else None,
+                                 ("observability",) if observability else (), ready_timeout)
+        backend.start()
+        return cls(backend, owned=True)
+
+    @classmethod
     def connect(cls, state_dir: str | os.PathLike[str] | None = None) -> Lab:
-        """Attach to the lab running from ``state_dir`` (default ``$MQTTLAB_HOME`` or ``./.mqttlab``)."""
-        backend = LocalBackend(LabConfig(state_dir=resolve_state_dir(state_dir)))
+        """Attach to the lab running from ``state_dir`` (default ``$MQTTLAB_HOME`` or ``./.mqttlab``), either backend."""
+        from ._state import RUN_FILE, read_json
+
+        sd = resolve_state_dir(state_dir)
+        run = read_json(sd / RUN_FILE)
+        if run is not None and run.get("backend") == "compose":
+            from .backends.compose import ComposeBackend
+
+            compose = ComposeBackend(sd)
+            compose.load_running()
+            return cls(compose, owned=False)
+        backend = LocalBackend(LabConfig(state_dir=sd))
         backend._require_run()
         return cls(backend, owned=False)
 
@@ -242,10 +272,7 @@ class Lab:
         """The device registry: per-device credentials and topic confinement."""
         if self._devices is None:
             state_dir = Path(self._backend.status()["state_dir"])
-            self._devices = DeviceRegistry(
-                state_dir, lambda: self.mqtt_client(client_id=f"mqttlab-dynsec-{os.getpid()}-{id(self):x}"),
-                live=self._backend.is_live, reload_broker=lambda: self._backend.restart("mosquitto"),
-            )
+            self._devices = DeviceRegistry(state_dir, self._backend.device_applier(self))
         return self._devices
 
     @property
@@ -259,7 +286,7 @@ class Lab:
     def rules(self) -> Rules:
         """Rules through EMQX's REST API shape (served by the lab's services locally)."""
         if self._rules is None:
-            self._rules = Rules(self._backend.api_url(), self._backend.api_credentials())
+            self._rules = Rules(self._backend.rules_api_url(), self._backend.api_credentials())
         return self._rules
 
     @property

@@ -36,3 +36,28 @@ class Backend(Protocol):
     def signal(self, service: str, sig: int) -> bool: ...
 
     def is_live(self) -> bool: ...
+
+    def device_applier(self, lab: Any) -> Any:
+        """How ``lab.devices`` changes reach the running broker."""
+
+    def rules_api_url(self) -> str:
+        """Base URL of the EMQX-shaped rules API (the services locally, EMQX's dashboard in compose)."""
+
+
+def backend_for(state_dir: Any) -> Any:
+    """The backend recorded in ``state_dir``'s run file (local when none is recorded)."""
+    from pathlib import Path
+
+    from .._state import RUN_FILE, read_json
+    from ..config import LabConfig
+
+    run = read_json(Path(state_dir) / RUN_FILE)
+    if run is not None and run.get("backend") == "compose":
+        from .compose import ComposeBackend
+
+        backend = ComposeBackend(Path(state_dir))
+        backend.load_running()
+        return backend
+    from .local import LocalBackend
+
+    return LocalBackend(LabConfig(state_dir=Path(state_dir)))

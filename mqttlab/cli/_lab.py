@@ -12,8 +12,8 @@ import click
 import psutil
 
 from .._state import RUN_FILE
-from ..backends.local import LocalBackend
-from ..config import LabConfig, Ports, resolve_state_dir
+from ..backends import backend_for
+from ..config import Ports, resolve_state_dir
 from ..errors import LabNotRunningError, StateDirError
 from ..lab import Lab
 
@@ -46,7 +46,9 @@ def _print_status(doc: dict[str, Any]) -> None:
 
 @click.command()
 @state_dir_option
-@click.option("--backend", type=click.Choice(["local"]), default="local", show_default=True)
+@click.option("--backend", type=click.Choice(["local", "compose"]), default="local", show_default=True,
+              help="compose: EMQX, InfluxDB, Prometheus, Grafana under Docker Compose (needs Docker).")
+@click.option("--compose-dir", type=click.Path(file_okay=False, path_type=Path), help="The compose/ directory.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--mqtt-port", type=int, help="MQTT/TCP port [default: a free one]")
 @click.option("--mqtts-port", type=int, help="MQTT/TLS port")
@@ -55,13 +57,16 @@ def _print_status(doc: dict[str, Any]) -> None:
 @click.option("--devices", "devices_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Device seed file (JSON) [default: ./config/devices.json if present]")
 @click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
-def up(state_dir: Path | None, backend: str, host: str, mqtt_port: int | None, mqtts_port: int | None,
+def up(state_dir: Path | None, backend: str, compose_dir: Path | None, host: str, mqtt_port: int | None, mqtts_port: int | None,
        mqtts_client_cert_port: int | None, api_port: int | None, devices_file: Path | None,
        as_json: bool) -> None:
     """Start the lab in the background; returns once it is ready."""
     t0 = time.perf_counter()
-    ports = Ports(mqtt=mqtt_port, mqtts=mqtts_port, mqtts_client_cert=mqtts_client_cert_port, api=api_port)
-    lab = Lab.local(state_dir, host=host, ports=ports, devices=devices_file)
+    if backend == "compose":
+        lab = Lab.compose(state_dir, compose_dir=compose_dir)
+    else:
+        ports = Ports(mqtt=mqtt_port, mqtts=mqtts_port, mqtts_client_cert=mqtts_client_cert_port, api=api_port)
+        lab = Lab.local(state_dir, host=host, ports=ports, devices=devices_file)
     doc = lab.status()
     lab.close()
     if as_json:
@@ -89,9 +94,8 @@ def _leftovers(state_dir: Path) -> list[psutil.Process]:
 def down(state_dir: Path | None, force: bool) -> None:
     """Stop the lab (SIGTERM; waits until every process exited and every port closed)."""
     sd = resolve_state_dir(state_dir)
-    backend = LocalBackend(LabConfig(state_dir=sd))
     try:
-        outcome = backend.stop()
+        outcome = backend_for(sd).stop()
     except StateDirError:
         if not force:
             raise
@@ -116,7 +120,7 @@ def down(state_dir: Path | None, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable status with credentials.")
 def status(state_dir: Path | None, as_json: bool) -> None:
     """Show the lab's endpoints and the state of each component (exit 1 if not fully running)."""
-    doc = LocalBackend(LabConfig(state_dir=resolve_state_dir(state_dir))).status()
+    doc = backend_for(resolve_state_dir(state_dir)).status()
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
@@ -127,12 +131,12 @@ def status(state_dir: Path | None, as_json: bool) -> None:
 
 @click.command()
 @state_dir_option
-@click.argument("service", type=click.Choice(["mosquitto", "services"]), default="services")
+@click.argument("service", default="services")
 @click.option("-n", "--lines", type=int, default=100, show_default=True)
 def logs(state_dir: Path | None, service: str, lines: int) -> None:
-    """Print the tail of a component's log."""
-    backend = LocalBackend(LabConfig(state_dir=resolve_state_dir(state_dir)))
+    """Print the tail of a component's log (local: mosquitto, services; compose: any service)."""
+    backend = backend_for(resolve_state_dir(state_dir))
     text = backend.logs(service, lines)
     if not text:
-        raise LabNotRunningError(f"no {service} log in {backend.state_dir}/logs", hint="has the lab been started here?")
+        raise LabNotRunningError(f"no {service} log in {backend.state_dir}", hint="has the lab been started here?")
     click.echo(text)

@@ -290,6 +290,13 @@ class LocalBackend:
             self._save_run()
         self._wait_services(ports["api"])
 
+    def device_applier(self, lab: Any) -> Any:
+        """Registry changes go to mosquitto's dynamic-security plugin over an admin connection."""
+        from ...devices import DynsecApplier
+
+        return DynsecApplier(lambda: lab.mqtt_client(client_id=f"mqttlab-dynsec-{os.getpid()}-{id(lab):x}"),
+                             live=self.is_live, reload_broker=lambda: self.restart("mosquitto"))
+
     def signal(self, service: str, sig: int) -> bool:
         proc = self._procs.get(service)
         return proc.signal(sig) if proc else False
@@ -324,6 +331,9 @@ class LocalBackend:
     def api_url(self) -> str:
         run = self._require_run()
         return f"http://{run['host']}:{run['ports']['api']}"
+
+    def rules_api_url(self) -> str:
+        return self.api_url()
 
     def logs(self, service: str, lines: int = 100) -> str:
         files = {"mosquitto": self.state_dir / "logs" / "mosquitto.log",
