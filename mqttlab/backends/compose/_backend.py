@@ -11,7 +11,6 @@ from ..._wait import wait_until
 from ...errors import ConfigError, LabNotRunningError
 from ...mqtt import BrokerEndpoint
 from ._env import ensure_env, read_env
-from ._generate import generate
 from ._runner import DockerUnavailableError, run_compose
 
 SERVICES = ("emqx", "influxdb", "services", "prometheus", "grafana")
@@ -76,8 +75,7 @@ class ComposeBackend:
         ensure_state_dir(self.state_dir)
         compose_dir = find_compose_dir(self.compose_dir)
         self._docker()  # fail fast, with the hint, before anything is written
-        env_file = ensure_env(compose_dir)
-        generate(compose_dir / "generated", read_env(env_file), compose_dir.parent / "config" / "devices.json")
+        env_file = ensure_env(compose_dir)  # the stack's init service writes generated/ from it
         self._run = {"backend": "compose", "project": self.project, "compose_dir": str(compose_dir),
                      "env_file": str(env_file), "profiles": list(self.profiles), "started_at": time.time()}
         write_json(self.state_dir / RUN_FILE, self._run)
