@@ -18,6 +18,7 @@ from .config import BrokerLimits, LabConfig, Ports, resolve_state_dir
 from .devices import Device, DeviceRegistry
 from .errors import ConfigError
 from .fleet import FleetClient
+from .history import History
 from .mqtt import Protocol, Transport, connect_and_wait, make_client
 from .rules import Rules
 from .twins import Twins
@@ -58,6 +59,7 @@ class Lab:
         self._twins: Twins | None = None
         self._fleet: FleetClient | None = None
         self._rules: Rules | None = None
+        self._history: History | None = None
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -159,6 +161,9 @@ class Lab:
         if self._rules is not None:
             self._rules.close()
             self._rules = None
+        if self._history is not None:
+            self._history.close()
+            self._history = None
 
     def stop(self) -> dict[str, str]:
         """Stop the stack (SIGTERM, then wait); returns how each component ended."""
@@ -281,6 +286,18 @@ class Lab:
         if self._fleet is None:
             self._fleet = FleetClient(self)
         return self._fleet
+
+    @property
+    def history(self) -> History:
+        """Recorded messages: queries into pandas, charts, export/import, replay."""
+        if self._history is None:
+            from .fleet._conn import ConnectOptions
+
+            endpoint = self._backend.broker_endpoint("tcp")
+            user, password = self.admin
+            opts = ConnectOptions(endpoint.host, endpoint.port, f"mqttlab-replay-{os.getpid()}-{id(self):x}", user, password)
+            self._history = History(self._backend.api_url(), self._backend.api_credentials(), opts)
+        return self._history
 
     @property
     def rules(self) -> Rules:

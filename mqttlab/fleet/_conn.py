@@ -111,7 +111,11 @@ class _WebSocket:
 class MqttConnection(asyncio.Protocol):
     """One MQTT session. Incoming PUBLISHes go to ``on_message``; acknowledgements to ``on_ack``."""
 
-    def __init__(self, opts: ConnectOptions, on_message: OnMessage | None = None, on_ack: OnAck | None = None) -> None:
+    def __init__(self, opts: ConnectOptions, on_message: OnMessage | None = None, on_ack: OnAck | None = None,
+                 *, auto_ack: bool = True) -> None:
+        """``auto_ack=False``: QoS 1 messages are acknowledged only when the caller calls :meth:`ack`
+        (a recorder acknowledges after its write is durable, so the broker keeps what was not stored)."""
+        self.auto_ack = auto_ack
         self.opts = opts
         self.version = opts.version
         self.on_message = on_message
@@ -256,7 +260,8 @@ class MqttConnection(asyncio.Protocol):
         kind = pkt.kind
         if kind == w.PUBLISH:
             if pkt.qos == 1:
-                self.write(w.ack_packet(w.PUBACK, pkt.packet_id))
+                if self.auto_ack:
+                    self.write(w.ack_packet(w.PUBACK, pkt.packet_id))
             elif pkt.qos == 2:
                 self.write(w.ack_packet(w.PUBREC, pkt.packet_id))
                 if pkt.packet_id in self._qos2_in:
@@ -332,6 +337,11 @@ class MqttConnection(asyncio.Protocol):
         else:
             self.write(packet)
         return pid
+
+    def ack(self, packet_ids: list[int]) -> None:
+        """Acknowledge QoS 1 messages received with ``auto_ack=False``, in one write."""
+        if packet_ids:
+            self.write(b"".join(w.ack_packet(w.PUBACK, pid) for pid in packet_ids))
 
     def resend(self, unacked: dict[int, bytes]) -> None:
         """Resend publishes a previous connection left unacknowledged (same packet ids, DUP set)."""

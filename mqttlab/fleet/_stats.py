@@ -58,13 +58,19 @@ class SeqTracker:
     What is still missing at the end is *lost*.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, restart_on_zero: bool = False) -> None:
+        """``restart_on_zero``: a publisher going back to 0 started a new stream (long-lived observers
+        such as the recorder see many fleet runs with the same device ids)."""
         self.publishers: dict[str, SeqState] = {}
+        self.restart_on_zero = restart_on_zero
 
     def observe(self, publisher: str, seq: int) -> None:
         st = self.publishers.get(publisher)
         if st is None:
             st = self.publishers[publisher] = SeqState()
+        if seq == 0 and st.next > 1 and self.restart_on_zero:
+            st.next = 0
+            st.missing.clear()
         st.received += 1
         if seq == st.next:
             st.next += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,64 @@ class RulesComponent(Component):
         return [rules_router(self.engine, self.tap), extra]
 
 
+class HistoryComponent(Component):
+    """The recorder (its own persistent session) and the history store and API."""
+
+    name = "history"
+
+    def __init__(self, cfg: ServicesConfig, link: BrokerLink, registry: CollectorRegistry) -> None:
+        from ..fleet._conn import ConnectOptions
+        from ..history._recorder import Recorder
+
+        self.cfg = cfg
+        if cfg.history == "influxdb":
+            from ..history._influx_store import InfluxStore
+
+            self.store: Any = InfluxStore(cfg.influx_url or "", cfg.influx_token or "", cfg.influx_org or "",
+                                          cfg.influx_bucket or "")
+        else:
+            from ..history._duckdb_store import DuckDBStore
+
+            self.store = DuckDBStore(Path(cfg.state_dir) / "services" / "history.duckdb")
+        opts = ConnectOptions(cfg.broker_host, cfg.broker_port, f"mqttlab-recorder-{cfg.lab_id}", cfg.broker_user,
+                              cfg.broker_password, clean=False, session_expiry=7 * 86_400, keepalive=30)
+        self.recorder = Recorder(self.store, opts)
+        stats = self.recorder.stats
+        gauge = Gauge("mqttlab_recorder_messages", "Messages received / written by the recorder", ["stage"],
+                      registry=registry)
+        gauge.labels("received").set_function(lambda: float(stats.received))
+        gauge.labels("written").set_function(lambda: float(stats.written))
+        gauge.labels("pending").set_function(lambda: float(self.recorder.pending()))
+        self._stop = threading.Event()
+        self._retention = threading.Thread(target=self._purge_loop, name="history-retention", daemon=True)
+
+    def _purge_loop(self) -> None:
+        import time
+
+        while not self._stop.wait(60):
+            try:
+                self.store.purge(time.time_ns() - int(self.cfg.history_retention_s * 1e9))
+            except Exception:  # retention is housekeeping: log and try again next minute
+                logging.getLogger("mqttlab.services.history").exception("retention purge failed")
+
+    def start(self) -> None:
+        self.recorder.start()
+        self._retention.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.recorder.stop()
+        self.store.close()
+
+    def healthy(self) -> bool:
+        return self.recorder.connected.is_set()
+
+    def routers(self) -> list[APIRouter]:
+        from ..history._api import history_router
+
+        return [history_router(self.store, self.recorder)]
+
+
 def _publish(link: BrokerLink, topic: str, payload: bytes) -> None:
     link.client.publish(topic, payload, qos=1)
 
@@ -108,6 +168,8 @@ def _counter(counters: dict[str, int], key: str) -> Callable[[], float]:
 
 def build_components(cfg: ServicesConfig, link: BrokerLink, registry: CollectorRegistry) -> list[Any]:
     components: list[Component] = [TwinsComponent(cfg, link, registry)]
+    if cfg.history != "off":
+        components.append(HistoryComponent(cfg, link, registry))
     if cfg.rules_enabled:
         components.append(RulesComponent(cfg, link, registry))
     return components

@@ -24,6 +24,12 @@ class ServicesConfig:
     backend: str = "local"
     log_file: str | None = None
     rules_enabled: bool = True  # off in compose: EMQX runs the rules there
+    history: str = "duckdb"  # duckdb (local) | influxdb (compose) | off
+    history_retention_s: float = 86_400.0
+    influx_url: str | None = None
+    influx_token: str | None = None
+    influx_org: str | None = None
+    influx_bucket: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServicesConfig:
@@ -48,6 +54,10 @@ class ServicesConfig:
             backend="compose",
             log_file=env.get("MQTTLAB_LOG_FILE") or None,
             rules_enabled=env.get("MQTTLAB_RULES", "on").lower() not in ("off", "0", "false"),
+            history=env.get("MQTTLAB_HISTORY", "influxdb"),
+            history_retention_s=float(env.get("MQTTLAB_HISTORY_RETENTION_S", "86400")),
+            influx_url=env.get("INFLUXDB_URL"), influx_token=env.get("INFLUXDB_TOKEN"),
+            influx_org=env.get("INFLUXDB_ORG"), influx_bucket=env.get("INFLUXDB_BUCKET"),
         )
     @classmethod
     def load(cls, path: Path) -> ServicesConfig:
