@@ -12,6 +12,7 @@ from ._compose import compose
 from ._devices import devices
 from ._doctor import doctor
 from ._fleet import bench, fleet
+from ._history import history, replay
 from ._lab import down, logs, status, up
 from ._report import report
 
@@ -24,7 +25,7 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (up, down, status, logs, doctor, devices, report, fleet, bench, compose):
+for command in (up, down, status, logs, doctor, devices, report, fleet, bench, compose, history, replay):
     cli.add_command(command)
 
 
