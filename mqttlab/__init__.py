@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 from .config import BrokerLimits, Ports
@@ -19,7 +21,19 @@ from .errors import (
     StartupError,
     StateDirError,
 )
-from .lab import Endpoints, Lab
+
+if TYPE_CHECKING:
+    from .lab import Endpoints, Lab
+
+
+def __getattr__(name: str) -> Any:
+    # Lab pulls in every capability client; loading it on first use keeps ``import mqttlab.<module>``
+    # (the services process, the CLI's fast paths) light
+    if name in ("Lab", "Endpoints"):
+        from . import lab
+
+        return getattr(lab, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ApiError", "BrokerLimits", "ConfigError", "Device", "DeviceError", "Endpoints", "Lab", "LabNotRunningError",

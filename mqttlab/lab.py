@@ -291,7 +291,7 @@ class Lab:
     def history(self) -> History:
         """Recorded messages: queries into pandas, charts, export/import, replay."""
         if self._history is None:
-            from .fleet._conn import ConnectOptions
+            from .aio._conn import ConnectOptions
 
             endpoint = self._backend.broker_endpoint("tcp")
             user, password = self.admin

@@ -17,8 +17,8 @@ from typing import Any
 
 import psutil
 
-from . import _wire as w
-from ._conn import ConnectOptions, MqttConnection
+from ..aio import _wire as w
+from ..aio._conn import ConnectOptions, MqttConnection
 from ._stats import Latencies, SeqTracker, binary_stamp, read_stamp
 from ._target import Target
 
@@ -335,8 +335,8 @@ BENCHMARKS: dict[str, Callable[..., Coroutine[Any, Any, BenchResult]]] = {
 
 def run_bench(kind: str, target: Target, **options: Any) -> BenchResult:
     """Run a benchmark to the end from synchronous code (a notebook cell, a script, the CLI)."""
+    from ..aio._loop import LoopThread
     from ..errors import ConfigError
-    from ._loop import LoopThread
 
     if kind not in BENCHMARKS:
         raise ConfigError(f"unknown benchmark {kind!r}", hint=f"one of {', '.join(BENCHMARKS)}")

@@ -7,10 +7,10 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from ..aio._loop import LoopThread
 from ..errors import ConfigError
 from ._bench import BenchResult
 from ._engine import DeviceCredentials, FleetEngine, FleetSpec
-from ._loop import LoopThread
 from ._monitor import MonitorCore
 from ._schedule import Rate
 from ._target import Target, lab_target

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from . import _wire as w
-from ._conn import ConnectOptions, ConnectRefused, MqttConnection
+from ..aio import _wire as w
+from ..aio._conn import ConnectOptions, ConnectRefused, MqttConnection
 from ._profiles import Profile, ProfileSpec, make_profile
 from ._schedule import Rate
 from ._target import Target

@@ -7,8 +7,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from . import _wire as w
-from ._conn import ConnectOptions, ConnectRefused, MqttConnection
+from ..aio import _wire as w
+from ..aio._conn import ConnectOptions, ConnectRefused, MqttConnection
 from ._stats import Latencies, SeqTracker, read_stamp
 from ._target import Target
 

@@ -177,3 +177,6 @@ def make_profile(spec: ProfileSpec, device_id: str, seed: int) -> Profile:
             instance.apply = lambda command: dict(command)
         return cast(Profile, instance)
     return _FunctionProfile(device_id, rng, spec)
+
+
+PROFILES = BUILTIN

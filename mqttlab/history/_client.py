@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pyarrow as pa
-import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 
 from ..errors import ApiError, ConfigError
 from . import _files
@@ -17,7 +17,7 @@ from ._times import to_ns
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..fleet._conn import ConnectOptions
+    from ..aio._conn import ConnectOptions
     from ._replay import Replay, ReplayReport
 
 
@@ -44,7 +44,7 @@ class History:
             body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
             raise ApiError(f"GET {path}: {resp.status_code} {body.get('message', resp.text[:200])}",
                            status=resp.status_code, code=body.get("code"), hint=body.get("hint"))
-        return ipc.open_stream(io.BytesIO(resp.content)).read_all()
+        return pq.read_table(io.BytesIO(resp.content))
 
     # ------------------------------------------------------------------ queries
     def table(self, *, topic: str | None = None, device: str | None = None, start: Any = None, stop: Any = None,
@@ -101,15 +101,17 @@ class History:
         """Wait until ``count`` messages matching ``filters`` are stored; the error says how many were."""
         from .._wait import wait_until
 
-        last: dict[str, int] = {"n": 0}
+        last: dict[str, Any] = {"n": 0, "table": None}
 
-        def enough() -> pa.Table | None:
+        def enough() -> bool:
             table = self.table(**filters)
-            last["n"] = table.num_rows
-            return table if table.num_rows >= count else None
+            last["n"], last["table"] = table.num_rows, table
+            return bool(table.num_rows >= count)  # an empty table is falsy: compare explicitly
 
-        return wait_until(enough, timeout=timeout, what=f"{count} recorded messages matching {filters}",
-                          seen=lambda: f"{last['n']} recorded", interval=0.02, max_interval=0.25)
+        wait_until(enough, timeout=timeout, what=f"{count} recorded messages matching {filters}",
+                   seen=lambda: f"{last['n']} recorded", interval=0.02, max_interval=0.25)
+        result: pa.Table = last["table"]
+        return result
 
     # ------------------------------------------------------------------ files
     def export(self, path: str | Path, format: str | None = None, *, overwrite: bool = False,
@@ -127,10 +129,9 @@ class History:
         """Append an export's messages to the store (they get new sequence numbers); returns the count."""
         table = _files.read(path, format)
         sink = io.BytesIO()
-        with ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
+        pq.write_table(table, sink)
         resp = self._http.post("/api/history/import", content=sink.getvalue(),
-                               headers={"content-type": "application/vnd.apache.arrow.stream"})
+                               headers={"content-type": "application/vnd.apache.parquet"})
         if resp.status_code >= 400:
             raise ApiError(f"import failed: {resp.text[:200]}", status=resp.status_code)
         count: int = resp.json()["imported"]

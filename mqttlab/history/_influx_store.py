@@ -15,8 +15,6 @@ import itertools
 import re
 from typing import Any
 
-import pyarrow as pa
-
 from ._record import Record, flatten
 from ._topics import filter_regex, has_wildcard
 
@@ -132,11 +130,24 @@ class InfluxStore:
                 rows.append(rec.values)
         return rows
 
-    def messages(self, **kwargs: Any) -> pa.Table:
+    @staticmethod
+    def _to_parquet(columns: dict[str, Any]) -> bytes:
+        import io
+
+        import pyarrow as pa  # the compose image has it; the local services never load this store
+        import pyarrow.parquet as pq
+
+        sink = io.BytesIO()
+        pq.write_table(pa.table(columns), sink)
+        return sink.getvalue()
+
+    def messages(self, **kwargs: Any) -> bytes:
         rows = self._table(messages_flux(self.bucket, **kwargs))
         if kwargs.get("newest_first"):
             rows.reverse()
-        return pa.table({
+        import pyarrow as pa
+
+        return self._to_parquet({
             "seq": [int(r.get("seq", 0)) for r in rows],
             "ts": [int(r["_time"].timestamp() * 1e9) for r in rows],
             "topic": [r.get("topic") for r in rows], "device": [r.get("device") for r in rows],
@@ -145,21 +156,32 @@ class InfluxStore:
             "retain": [bool(r.get("retain")) for r in rows], "props": [r.get("props") for r in rows],
             "client_id": [None] * len(rows)})
 
-    def series(self, field: str, **kwargs: Any) -> pa.Table:
+    def series(self, field: str, **kwargs: Any) -> bytes:
         rows = self._table(series_flux(self.bucket, field, **kwargs))
-        return pa.table({"ts": [int(r["_time"].timestamp() * 1e9) for r in rows], "device": [r.get("device") for r in rows],
-                         "value": [float(r["_value"]) for r in rows]})
+        return self._to_parquet({"ts": [int(r["_time"].timestamp() * 1e9) for r in rows],
+                                 "device": [r.get("device") for r in rows], "value": [float(r["_value"]) for r in rows]})
 
-    def topics(self) -> pa.Table:
+    def topics(self) -> bytes:
         rows = self._table(topics_flux(self.bucket))
-        return pa.table({"topic": [r.get("topic") for r in rows], "messages": [r.get("messages") for r in rows],
+        return self._to_parquet({"topic": [r.get("topic") for r in rows], "messages": [r.get("messages") for r in rows],
                          "first_seen": [r.get("first_seen") for r in rows], "last_seen": [r.get("last_seen") for r in rows],
                          "device": [r.get("device") or None for r in rows]})
 
     def stats(self) -> dict[str, Any]:
-        topics = self.topics()
-        return {"store": self.kind, "bucket": self.bucket, "messages": sum(topics.column("messages").to_pylist()),
-                "topics": topics.num_rows}
+        rows = self._table(topics_flux(self.bucket))
+        return {"store": self.kind, "bucket": self.bucket, "messages": sum(int(r.get("messages") or 0) for r in rows),
+                "topics": len(rows)}
+
+    def import_parquet(self, data: bytes) -> int:
+        import io
+
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(io.BytesIO(data)).to_pylist()
+        records = [Record(self.take_seq(), int(r["ts"]), str(r["topic"]), bytes(r["payload"] or b""),
+                          int(r.get("qos") or 0), bool(r.get("retain")), r.get("props")) for r in rows]
+        self.append(records)
+        return len(records)
 
     def purge(self, before_ns: int) -> int:
         import datetime as dt

@@ -1,4 +1,4 @@
-"""The recorder: a persistent QoS 1 session on everything, batched writes, acknowledgements after the write.
+"""The recorder: a persistent session on everything, batched writes, acknowledgements after the write.
 
 Because a message is acknowledged only once its batch is stored, the broker keeps (and redelivers after a
 restart) whatever the recorder has not stored: a SIGTERM, a crash or a slow store lose nothing that was
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..fleet import _wire as w
-from ..fleet._conn import ConnectOptions, ConnectRefused, MqttConnection
-from ..fleet._loop import LoopThread
+from ..aio import _wire as w
+from ..aio._conn import ConnectOptions, ConnectRefused, MqttConnection
+from ..aio._loop import LoopThread
 from ..fleet._stats import SeqTracker
 from ._record import Record, device_of
 
@@ -72,7 +72,7 @@ class Recorder:
         self.on_batch = on_batch
         self.stats = RecorderStats()
         self.connected = threading.Event()
-        self._pending: list[tuple[Record, int]] = []
+        self._pending: list[tuple[Record, int]] = []  # (record, packet id); the qos is the record's
         self._generation = 0
         self._conn: MqttConnection | None = None
         self._writes: queue.Queue[tuple[int, list[tuple[Record, int]]] | None] = queue.Queue()
@@ -122,7 +122,10 @@ class Recorder:
             conn = MqttConnection(self.opts, on_message=self._on_message, auto_ack=False)
             try:
                 await conn.connect()
-                await conn.subscribe([(f, 1) for f in self.filters])
+                # QoS 2: messages arrive at the QoS they were published with; retain-as-published (0x08)
+                # keeps their retain flag; retain handling 1 (0x10): retained messages only for a new
+                # subscription, so a resumed session does not record them again
+                await conn.subscribe([(f, 2) for f in self.filters], options=0x18)
             except (OSError, asyncio.TimeoutError, ConnectRefused, w.ProtocolError) as exc:
                 log.info("recorder not connected yet: %r", exc)
                 await asyncio.sleep(backoff)
@@ -162,10 +165,10 @@ class Recorder:
             batch, self._pending = self._pending, []
             self._writes.put((self._generation, batch))
 
-    def _ack(self, generation: int, packet_ids: list[int]) -> None:
+    def _ack(self, generation: int, acks: list[tuple[int, int]]) -> None:
         conn = self._conn
         if conn is not None and generation == self._generation and not conn.closed.done():
-            conn.ack([pid for pid in packet_ids if pid])
+            conn.ack(acks)
 
     # ------------------------------------------------------------------ writing (writer thread)
     def _write_loop(self) -> None:
@@ -192,7 +195,7 @@ class Recorder:
             st.batches += 1
             self._check_stamps(records)
             if self._loop_thread is not None:
-                self._loop_thread.call(self._ack, generation, [pid for _, pid in batch])
+                self._loop_thread.call(self._ack, generation, [(pid, r.qos) for r, pid in batch if pid])
             if self.on_batch is not None:
                 self.on_batch(records)
 

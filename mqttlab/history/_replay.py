@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..aio import _wire as w
+from ..aio._conn import ConnectOptions, MqttConnection
+from ..aio._loop import LoopThread
 from ..errors import ConfigError
-from ..fleet import _wire as w
-from ..fleet._conn import ConnectOptions, MqttConnection
-from ..fleet._loop import LoopThread
 
 #: properties worth replaying; topic aliases and subscription ids belong to the original connection
 _REPLAYABLE = ("payload_format", "message_expiry", "content_type", "response_topic", "correlation_data",

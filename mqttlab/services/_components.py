@@ -106,7 +106,7 @@ class HistoryComponent(Component):
     name = "history"
 
     def __init__(self, cfg: ServicesConfig, link: BrokerLink, registry: CollectorRegistry) -> None:
-        from ..fleet._conn import ConnectOptions
+        from ..aio._conn import ConnectOptions
         from ..history._recorder import Recorder
 
         self.cfg = cfg

@@ -14,9 +14,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..fleet import _wire as w
-from ..fleet._conn import ConnectOptions, ConnectRefused, MqttConnection
-from ..fleet._loop import LoopThread
+from ..aio import _wire as w
+from ..aio._conn import ConnectOptions, ConnectRefused, MqttConnection
+from ..aio._loop import LoopThread
 from ..rules._topic import topic_matches
 from ._config import ServicesConfig
 

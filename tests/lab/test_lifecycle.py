@@ -118,8 +118,8 @@ def test_api_requires_key_with_emqx_error_body(lab: Lab) -> None:
     assert httpx.get(lab.endpoints.api + "/nope").json()["code"] == "NOT_FOUND"
 
 
-def test_idle_stack_memory_under_150_mib(lab: Lab) -> None:
-    comps = lab.status()["components"]
+def test_idle_stack_memory_under_150_mib(fresh_lab: Lab) -> None:
+    comps = fresh_lab.status()["components"]
     total = sum(c["rss_bytes"] for c in comps.values())
     assert 0 < total < 150 * 2**20, comps
 

@@ -11,7 +11,7 @@ import pytest
 
 from mqttlab import ConfigError
 from mqttlab.fleet import Rate, SeqTracker, binary_stamp, parse_url, read_stamp
-from mqttlab.fleet import _wire as w
+from mqttlab.aio import _wire as w
 from mqttlab.fleet._profiles import make_profile
 
 pytestmark = pytest.mark.unit

@@ -263,7 +263,8 @@ class MqttConnection(asyncio.Protocol):
                 if self.auto_ack:
                     self.write(w.ack_packet(w.PUBACK, pkt.packet_id))
             elif pkt.qos == 2:
-                self.write(w.ack_packet(w.PUBREC, pkt.packet_id))
+                if self.auto_ack:
+                    self.write(w.ack_packet(w.PUBREC, pkt.packet_id))
                 if pkt.packet_id in self._qos2_in:
                     return  # a resend of one we already delivered
                 self._qos2_in.add(pkt.packet_id)
@@ -338,10 +339,12 @@ class MqttConnection(asyncio.Protocol):
             self.write(packet)
         return pid
 
-    def ack(self, packet_ids: list[int]) -> None:
-        """Acknowledge QoS 1 messages received with ``auto_ack=False``, in one write."""
-        if packet_ids:
-            self.write(b"".join(w.ack_packet(w.PUBACK, pid) for pid in packet_ids))
+    def ack(self, acks: list[tuple[int, int]]) -> None:
+        """Acknowledge ``(packet id, qos)`` pairs received with ``auto_ack=False`` in one write
+        (PUBACK for QoS 1, PUBREC for QoS 2; the PUBREL/PUBCOMP exchange that follows is automatic)."""
+        packets = [w.ack_packet(w.PUBACK if qos == 1 else w.PUBREC, pid) for pid, qos in acks if qos in (1, 2)]
+        if packets:
+            self.write(b"".join(packets))
 
     def resend(self, unacked: dict[int, bytes]) -> None:
         """Resend publishes a previous connection left unacknowledged (same packet ids, DUP set)."""
