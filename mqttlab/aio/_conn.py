@@ -365,6 +365,18 @@ class MqttConnection(asyncio.Protocol):
         self.write(w.subscribe_packet(pid, filters, self.version, options))
         return await asyncio.wait_for(fut, timeout)
 
+    async def unsubscribe(self, filters: list[str], timeout: float = 10.0) -> list[int]:
+        pid = self.next_packet_id()
+        fut: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._subacks[pid] = fut
+        body = bytearray(struct.pack("!H", pid))
+        if self.version == 5:
+            body += b"\x00"
+        for topic in filters:
+            body += w.utf8(topic)
+        self.write(b"\xa2" + w.varint(len(body)) + bytes(body))
+        return await asyncio.wait_for(fut, timeout)
+
     async def drain_acks(self, timeout: float) -> bool:
         """Wait until every QoS 1/2 publish was acknowledged; False on timeout or loss of the connection."""
         try:

@@ -200,13 +200,21 @@ class FleetClient:
                            **options)
         return Monitor(core, self.loop)
 
-    def bench(self, kind: str, *, transport: str = "tcp", **options: Any) -> BenchResult:
-        """Run a benchmark (``"pub"``, ``"sub"``, ``"latency"``, ``"conn"``) against the lab's broker."""
+    def bench(self, kind: str, *, transport: str = "tcp", record: bool = False, **options: Any) -> BenchResult:
+        """Run a benchmark (``"pub"``, ``"sub"``, ``"latency"``, ``"conn"``) against the lab's broker.
+
+        The recorder is paused meanwhile (``record=True`` keeps it on): the figures are the broker's, not
+        the broker's plus a second delivery of every message to the recorder.
+        """
+        import contextlib
+
         from ._bench import BENCHMARKS
 
         if kind not in BENCHMARKS:
             raise ConfigError(f"unknown benchmark {kind!r}", hint=f"one of {', '.join(BENCHMARKS)}")
-        result: BenchResult = self.loop.run(BENCHMARKS[kind](lab_target(self._lab, transport), **options))
+        pause = contextlib.nullcontext() if record else self._lab.history.paused()
+        with pause:
+            result: BenchResult = self.loop.run(BENCHMARKS[kind](lab_target(self._lab, transport), **options))
         return result
 
     def close(self) -> None:

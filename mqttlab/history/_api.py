@@ -58,7 +58,21 @@ def history_router(store: Any, recorder: Any) -> APIRouter:
     @router.get("/api/history/stats", summary="Store and recorder figures")
     def stats() -> dict[str, Any]:
         return {**store.stats(), "recorder": recorder.stats.as_dict(recorder.pending()),
-                "recorder_connected": recorder.connected.is_set()}
+                "recorder_connected": recorder.connected.is_set(), "recording": recorder.recording}
+
+    @router.put("/api/history/recording", summary="Pause or resume the recorder: body {\"recording\": bool}",
+                openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}},
+                                               "required": True}})
+    async def set_recording(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("recording"), bool):
+            return JSONResponse({"code": "BAD_REQUEST", "message": 'body must be {"recording": true|false}'},
+                                status_code=400)
+        recorder.set_recording(body["recording"])
+        return JSONResponse({"recording": recorder.recording})
 
     @router.post("/api/history/import", summary="Append recorded messages from a Parquet file (ts, topic, payload, ...)",
                  openapi_extra={"requestBody": {"content": {PARQUET: {"schema": {"type": "string", "format": "binary"}}},

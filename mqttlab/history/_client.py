@@ -97,6 +97,24 @@ class History:
         result: dict[str, Any] = self._http.get("/api/history/stats").raise_for_status().json()
         return result
 
+    def recording(self, on: bool) -> None:
+        """Pause (``False``) or resume (``True``) the recorder; messages published while paused are not kept."""
+        self._http.put("/api/history/recording", json={"recording": on}).raise_for_status()
+
+    def paused(self) -> Any:
+        """``with lab.history.paused(): ...``: recording off for the block (benchmarks measure the broker alone)."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def pause() -> Any:
+            self.recording(False)
+            try:
+                yield
+            finally:
+                self.recording(True)
+
+        return pause()
+
     def wait_for(self, count: int, timeout: float = 30.0, **filters: Any) -> pa.Table:
         """Wait until ``count`` messages matching ``filters`` are stored; the error says how many were."""
         from .._wait import wait_until

@@ -82,6 +82,7 @@ class Recorder:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._drained: asyncio.Event | None = None
         self._last_ts = 0
+        self.recording = True
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -125,7 +126,8 @@ class Recorder:
                 # QoS 2: messages arrive at the QoS they were published with; retain-as-published (0x08)
                 # keeps their retain flag; retain handling 1 (0x10): retained messages only for a new
                 # subscription, so a resumed session does not record them again
-                await conn.subscribe([(f, 2) for f in self.filters], options=0x18)
+                if self.recording:
+                    await conn.subscribe([(f, 2) for f in self.filters], options=0x18)
             except (OSError, asyncio.TimeoutError, ConnectRefused, w.ProtocolError) as exc:
                 log.info("recorder not connected yet: %r", exc)
                 await asyncio.sleep(backoff)
@@ -210,6 +212,18 @@ class Recorder:
                 continue
             if isinstance(seq, int) and not isinstance(seq, bool):
                 tracker.observe(device_of(r.topic) or r.topic, seq)
+
+    # ------------------------------------------------------------------ pause / resume
+    def set_recording(self, on: bool) -> None:
+        """Pause (unsubscribe) or resume recording; what is published while paused is not recorded."""
+        self.recording = on
+        conn, loop = self._conn, self._loop_thread
+        if conn is None or loop is None:
+            return
+        if on:
+            loop.submit(conn.subscribe([(f, 2) for f in self.filters], options=0x18)).result(10)
+        else:
+            loop.submit(conn.unsubscribe(list(self.filters))).result(10)
 
     def pending(self) -> int:
         return len(self._pending) + self._writes.qsize()

@@ -166,3 +166,16 @@ def test_cli_history_and_replay(lab: Lab, tmp_path: Path) -> None:
     assert imported.returncode == 0 and "imported 5" in imported.stdout
     rep = run_cli("replay", "--state-dir", sd, "--topic", f"{ns}/cli/#", "--speed", "max", "--to-prefix", "r", "--json")
     assert rep.returncode == 0 and json.loads(rep.stdout)["sent"] == 10  # the originals and the imported copies
+
+
+def test_pausing_the_recorder(lab: Lab) -> None:
+    ns = _ns()
+    client = lab.mqtt_client()
+    with lab.history.paused():
+        assert lab.history.stats()["recording"] is False
+        client.publish(f"{ns}/paused", b"not kept", qos=1).wait_for_publish(5)
+    client.publish(f"{ns}/resumed", b"kept", qos=1).wait_for_publish(5)
+    table = lab.history.wait_for(1, topic=f"{ns}/#")
+    assert table.column("topic").to_pylist() == [f"{ns}/resumed"]
+    bad = lab.history._http.put("/api/history/recording", json={"recording": "yes"})
+    assert bad.status_code == 400

@@ -10,8 +10,8 @@ import statistics
 import pytest
 
 from mqttlab import ConfigError
-from mqttlab.fleet import Rate, SeqTracker, binary_stamp, parse_url, read_stamp
 from mqttlab.aio import _wire as w
+from mqttlab.fleet import Rate, SeqTracker, binary_stamp, parse_url, read_stamp
 from mqttlab.fleet._profiles import make_profile
 
 pytestmark = pytest.mark.unit
