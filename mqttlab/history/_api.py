@@ -44,6 +44,7 @@ def history_router(store: Any, recorder: Any) -> APIRouter:
         if agg not in AGGREGATES:
             return JSONResponse({"code": "BAD_REQUEST", "message": f"unknown aggregate {agg!r}",
                                  "hint": f"one of {', '.join(AGGREGATES)}"}, status_code=400)
+        store.wait_indexed(5.0)  # read your writes: what was recorded before this query is in the index
         try:
             table = store.series(field, topic=topic, device=device, start=to_ns(start), stop=to_ns(stop),
                                  every_s=to_interval_s(every) if every else None, agg=agg)

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from ._record import Record, flatten
-from ._topics import filter_regex, has_wildcard
+from ._topics import filter_sql
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS messages (
     props VARCHAR, client_id VARCHAR);
 CREATE TABLE IF NOT EXISTS fields (
     seq BIGINT, ts BIGINT, topic VARCHAR, device VARCHAR, field VARCHAR, value DOUBLE);
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT);
 """
 AGGREGATES = {"mean": "avg", "avg": "avg", "min": "min", "max": "max", "sum": "sum", "count": "count",
               "median": "median", "first": "arg_min", "last": "arg_max"}
@@ -44,6 +45,10 @@ class DuckDBStore:
         self._db.execute(_SCHEMA)
         row = self._db.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()
         self._seq = itertools.count(int(row[0]) + 1 if row else 1)
+        self.stored_upto = int(row[0]) if row else 0
+        done = self._db.execute("SELECT value FROM meta WHERE key = 'indexed_upto'").fetchone()
+        self.indexed_upto = int(done[0]) if done else 0
+        self._indexed = threading.Condition()
         self._local = threading.local()
         self._write_lock = threading.Lock()
 
@@ -66,31 +71,60 @@ class DuckDBStore:
                       "unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::DOUBLE[])")
 
     def append(self, records: list[Record]) -> None:
-        """Store a batch in one transaction (messages and their flattened fields together)."""
+        """Store the raw messages of a batch in one transaction (what acknowledgements wait for)."""
         if not records:
             return
-        fields: tuple[list[Any], ...] = ([], [], [], [], [], [])
-        for r in records:
-            dev = r.device
-            for name, value in flatten(r.payload):
-                for column, item in zip(fields, (r.seq, r.ts_ns, r.topic, dev, name, value), strict=True):
-                    column.append(item)
         messages = [[r.seq for r in records], [r.ts_ns for r in records], [r.topic for r in records],
                     [r.device for r in records], [r.payload for r in records], [r.qos for r in records],
                     [r.retain for r in records], [r.props for r in records], [r.client_id for r in records]]
         with self._write_lock:
             cur = self._db.cursor()
             try:
-                cur.execute("BEGIN TRANSACTION")
                 cur.execute(self._INSERT_MESSAGES, messages)
-                if fields[0]:
-                    cur.execute(self._INSERT_FIELDS, list(fields))
+            finally:
+                cur.close()
+            self.stored_upto = max(self.stored_upto, records[-1].seq)
+
+    def index(self, records: list[Record]) -> None:
+        """Flatten the batch's JSON payloads into ``fields`` and move the index mark, in one transaction.
+
+        Runs behind ``append`` (the recorder's indexer thread), so flattening never slows acknowledgements;
+        series queries wait for it to catch up.
+        """
+        if not records:
+            return
+        rows = [(r.seq, r.ts_ns, r.topic, r.device, name, value) for r in records for name, value in flatten(r.payload)]
+        upto = records[-1].seq
+        with self._write_lock:
+            cur = self._db.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                if rows:
+                    cur.execute(self._INSERT_FIELDS, [list(column) for column in zip(*rows, strict=True)])
+                cur.execute("INSERT OR REPLACE INTO meta VALUES ('indexed_upto', ?)", [upto])
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             finally:
                 cur.close()
+        with self._indexed:
+            self.indexed_upto = max(self.indexed_upto, upto)
+            self._indexed.notify_all()
+
+    def unindexed(self, limit: int = 5000) -> list[Record]:
+        """Stored messages the index has not seen (after a crash between append and index)."""
+        rows = self._reader().execute(
+            "SELECT seq, ts, topic, payload, qos, retain, props FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+            [self.indexed_upto, limit]).fetchall()
+        return [Record(seq, ts, topic, bytes(payload), qos, retain, props) for seq, ts, topic, payload, qos, retain, props
+                in rows]
+
+    def wait_indexed(self, timeout: float) -> bool:
+        """Wait until everything stored so far is indexed (read-your-writes for series queries)."""
+        target = self.stored_upto
+        with self._indexed:
+            return self._indexed.wait_for(lambda: self.indexed_upto >= target, timeout)
 
     def import_parquet(self, data: bytes) -> int:
         """Append an export (Parquet with at least ts, topic, payload) under new sequence numbers."""
@@ -104,7 +138,9 @@ class DuckDBStore:
             path.unlink(missing_ok=True)
         records = [Record(self.take_seq(), int(ts), str(topic), bytes(payload or b""), int(qos), bool(retain), props)
                    for ts, topic, payload, qos, retain, props in rows]
-        self.append(records)
+        for i in range(0, len(records), 50_000):
+            self.append(records[i:i + 50_000])
+            self.index(records[i:i + 50_000])
         return len(records)
 
     def _tmp(self) -> Path:
@@ -140,12 +176,9 @@ class DuckDBStore:
         clauses: list[str] = []
         args: list[Any] = []
         if topic:
-            if has_wildcard(topic):
-                clauses.append("regexp_full_match(topic, ?)")
-                args.append(filter_regex(topic).lstrip("^").rstrip("$"))
-            else:
-                clauses.append("topic = ?")
-                args.append(topic)
+            condition, values = filter_sql(topic)
+            clauses.append(condition)
+            args += values
         if device:
             clauses.append("device = ?")
             args.append(device)
@@ -191,6 +224,7 @@ class DuckDBStore:
         assert row is not None and frow is not None
         return {"store": self.kind, "path": str(self.path), "messages": row[0], "first_ts": row[1], "last_ts": row[2],
                 "topics": row[3], "field_values": frow[0], "fields": frow[1],
+                "index_lag": max(0, self.stored_upto - self.indexed_upto),
                 "bytes": self.path.stat().st_size if self.path.exists() else 0}
 
     def close(self) -> None:

@@ -116,6 +116,15 @@ class InfluxStore:
     def take_seq(self) -> int:
         return next(self._seq)
 
+    def index(self, records: list[Record]) -> None:
+        return None  # append writes the fields too
+
+    def unindexed(self, limit: int = 5000) -> list[Record]:
+        return []
+
+    def wait_indexed(self, timeout: float) -> bool:
+        return True
+
     def append(self, records: list[Record]) -> None:
         if records:
             from influxdb_client.domain.write_precision import WritePrecision

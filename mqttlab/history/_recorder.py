@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -27,12 +28,17 @@ from ._record import Record, device_of
 
 log = logging.getLogger("mqttlab.services.recorder")
 DEFAULT_FILTERS = ("#", "$aws/#")
+_SEQ = re.compile(rb'"seq"\s*:\s*(\d+)')
 
 
 class Store(Protocol):
     def take_seq(self) -> int: ...
 
     def append(self, records: list[Record]) -> None: ...
+
+    def index(self, records: list[Record]) -> None: ...
+
+    def unindexed(self, limit: int = 5000) -> list[Record]: ...
 
 
 @dataclass
@@ -65,7 +71,7 @@ class Recorder:
     """Runs on its own loop thread (network) plus a writer thread (store)."""
 
     def __init__(self, store: Store, opts: ConnectOptions, filters: tuple[str, ...] = DEFAULT_FILTERS, *,
-                 batch_size: int = 2000, batch_interval: float = 0.02,
+                 batch_size: int = 2000, batch_interval: float = 0.025,
                  on_batch: Callable[[list[Record]], None] | None = None) -> None:
         self.store, self.opts, self.filters = store, opts, filters
         self.batch_size, self.batch_interval = batch_size, batch_interval
@@ -78,6 +84,8 @@ class Recorder:
         self._writes: queue.Queue[tuple[int, list[tuple[Record, int]]] | None] = queue.Queue()
         self._loop_thread: LoopThread | None = None
         self._writer = threading.Thread(target=self._write_loop, name="recorder-writer", daemon=True)
+        self._to_index: queue.Queue[list[Record] | None] = queue.Queue()
+        self._indexer = threading.Thread(target=self._index_loop, name="recorder-indexer", daemon=True)
         self._stopping = False
         self._flush_handle: asyncio.TimerHandle | None = None
         self._drained: asyncio.Event | None = None
@@ -86,6 +94,7 @@ class Recorder:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        self._indexer.start()
         self._writer.start()
         self._loop_thread = LoopThread("recorder")
         self._loop_thread.submit(self._run())
@@ -101,6 +110,8 @@ class Recorder:
             self._loop_thread.stop()
         self._writes.put(None)
         self._writer.join(timeout=30)
+        self._to_index.put(None)
+        self._indexer.join(timeout=30)
 
     async def _shutdown(self) -> None:
         conn = self._conn
@@ -108,8 +119,8 @@ class Recorder:
             conn.transport.pause_reading()
         self._flush()
         done = asyncio.Event()
+        self._drained = done  # set before the marker is queued: the writer may reach it at once
         self._writes.put((-1, []))  # a marker: everything queued before it has been written once it is seen
-        self._drained = done
         try:
             await asyncio.wait_for(done.wait(), 20)
         except asyncio.TimeoutError:
@@ -195,23 +206,52 @@ class Recorder:
             st.last_write_ms = (time.perf_counter() - t0) * 1000
             st.written += len(records)
             st.batches += 1
-            self._check_stamps(records)
             if self._loop_thread is not None:
                 self._loop_thread.call(self._ack, generation, [(pid, r.qos) for r, pid in batch if pid])
+            self._to_index.put(records)
             if self.on_batch is not None:
                 self.on_batch(records)
 
+    def _index_loop(self) -> None:
+        """Flatten JSON fields behind the writer; first whatever a crash left unindexed.
+
+        The index is derived data: while the writer has batches waiting, the indexer stands back so
+        the CPU goes to storing and acknowledging (on a small machine they compete for it).
+        """
+        try:
+            while True:
+                backlog = self.store.unindexed()
+                if not backlog:
+                    break
+                self.store.index(backlog)
+        except Exception:  # indexing is derived data: never a reason to stop recording
+            log.exception("recorder: catching up the field index failed")
+        idle = threading.Event()
+        while True:
+            records = self._to_index.get()
+            if records is None:
+                return
+            while self._writes.qsize() > 0 and not self._stopping:
+                idle.wait(0.005)  # the writer is busy: let it have the CPU first
+            while not self._to_index.empty() and len(records) < 20_000:  # index what piled up, in steps
+                more = self._to_index.get_nowait()
+                if more is None:
+                    self._to_index.put(None)
+                    break
+                records = records + more
+            try:
+                self.store.index(records)
+            except Exception:
+                log.exception("recorder: indexing %d messages failed", len(records))
+            self._check_stamps(records)
+
     def _check_stamps(self, records: list[Record]) -> None:
+        """Per-publisher sequence check of stamped payloads (a regex: no second JSON parse per message)."""
         tracker = self.stats.seq_gaps
         for r in records:
-            if b'"seq"' not in r.payload[:400]:
-                continue
-            try:
-                seq = json.loads(r.payload).get("seq")
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(seq, int) and not isinstance(seq, bool):
-                tracker.observe(device_of(r.topic) or r.topic, seq)
+            m = _SEQ.search(r.payload, 0, 400)
+            if m is not None:
+                tracker.observe(device_of(r.topic) or r.topic, int(m.group(1)))
 
     # ------------------------------------------------------------------ pause / resume
     def set_recording(self, on: bool) -> None:

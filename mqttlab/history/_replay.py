@@ -136,7 +136,10 @@ class Replay:
                     delay = due - loop.time()
                     if delay > 0:
                         conn.flush()
-                        await asyncio.sleep(delay)
+                        if delay > 0.0015:  # the event loop wakes late by up to ~1 ms: sleep most of the gap ...
+                            await asyncio.sleep(delay - 0.001)
+                        while loop.time() < due:  # ... and wait out the rest exactly
+                            pass
                     errors[i] = (loop.time() - due) * 1000
                 if not conn.writable.is_set():
                     conn.flush()

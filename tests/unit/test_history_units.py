@@ -124,3 +124,22 @@ def test_files_round_trip_bytes_exactly(tmp_path: Path, fmt: str) -> None:
     assert back.column("qos").to_pylist() == [0, 1, 2, 0] and back.column("retain").to_pylist() == [False, True, False, False]
     with pytest.raises(ConfigError, match="cannot tell the format"):
         files.detect_format(tmp_path / "x.txt", None)
+
+
+def test_sql_topic_filters_agree_with_the_regex() -> None:
+    import re
+
+    import duckdb
+
+    from mqttlab.history._topics import filter_sql
+
+    topics = ["a", "a/b", "a/b/c", "a/x_y/c", "a/%/c", "$SYS/a", "b/a", "a/b/c/d", "devices/d1/telemetry",
+              "devices/d1/x/telemetry", "a/bxc"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE m (topic VARCHAR)")
+    con.execute("INSERT INTO m SELECT unnest(?::VARCHAR[])", [topics])
+    for flt in ["a/+/c", "+/+", "#", "a/#", "a/+/#", "devices/+/telemetry", "$SYS/#", "+/a", "a/x_y/c", "a/b%c"]:
+        condition, args = filter_sql(flt)
+        got = sorted(r[0] for r in con.execute(f"SELECT topic FROM m WHERE {condition}", args).fetchall())
+        rx = re.compile(filter_regex(flt))
+        assert got == sorted(t for t in topics if rx.match(t)), flt
