@@ -48,17 +48,18 @@ def test_notebook_runs(path: Path) -> None:
     _assert_report_has_charts(html, executed)
 
 
-def _values(array: object) -> list[float | None]:
-    """Numbers of a plotly array: a list, or (plotly >= 6) a base64 typed array {"dtype", "bdata"}; NaN -> None."""
+def _values(array: object) -> list[object]:
+    """A plotly array's values: a list, or (plotly >= 6) a base64 typed array {"dtype", "bdata"}; NaN -> None."""
     if isinstance(array, dict):
         import base64
 
         import numpy as np
 
-        values = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).astype(float).tolist()
+        values: list[object] = np.frombuffer(base64.b64decode(array["bdata"]),
+                                             dtype=array["dtype"]).astype(float).tolist()
     else:
-        values = [float("nan") if v is None else float(v) for v in array]  # type: ignore[attr-defined]
-    return [None if v != v else v for v in values]
+        values = list(array)  # type: ignore[call-overload]
+    return [None if isinstance(v, float) and v != v else v for v in values]
 
 
 def _html_figures(text: str) -> list[list[dict[str, object]]]:
