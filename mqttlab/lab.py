@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
@@ -22,6 +22,9 @@ from .history import History
 from .mqtt import Protocol, Transport, connect_and_wait, make_client
 from .rules import Rules
 from .twins import Twins
+
+if TYPE_CHECKING:
+    from .faults import Faults
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +176,17 @@ class Lab:
     def restart(self, service: str) -> None:
         """Restart one component: ``"mosquitto"`` or ``"services"``."""
         self._backend.restart(service)
+
+    def signal(self, service: str, sig: int) -> bool:
+        """Send a signal to one component (``"mosquitto"``/``"emqx"`` or ``"services"``); see :attr:`faults`."""
+        return self._backend.signal(service, sig)
+
+    @property
+    def faults(self) -> Faults:
+        """Fault injection: kill or restart the broker and services, network proxies, slow subscribers."""
+        from .faults import Faults
+
+        return Faults(self)
 
     # ------------------------------------------------------------------ facts
     @property

@@ -139,6 +139,7 @@ class MqttConnection(asyncio.Protocol):
         self._subacks: dict[int, asyncio.Future[list[int]]] = {}
         self._qos2_in: set[int] = set()
         self.session_present = False
+        self.disconnect_reason: int | None = None  # set when the broker sent DISCONNECT (MQTT 5)
         self.connack_properties: dict[str, Any] = {}
         self._ping: asyncio.Task[None] | None = None
         self._out: list[bytes] = []
@@ -288,6 +289,7 @@ class MqttConnection(asyncio.Protocol):
             if fut is not None and not fut.done():
                 fut.set_result(pkt.reasons)
         elif kind == w.DISCONNECT:
+            self.disconnect_reason = pkt.reason
             self.abort()
 
     # ------------------------------------------------------------------ sending

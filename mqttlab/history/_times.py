@@ -24,8 +24,8 @@ def to_ns(value: Any, *, now_ns: int | None = None) -> int | None:
         if text == "now":
             return now
         if text.lstrip("-").isdigit():  # epoch numbers as text (the HTTP API's form)
-            value = int(text)
-            return value if abs(value) > 1e15 else value * 1_000_000_000
+            number = int(text)
+            return number if abs(number) > 1e15 else number * 1_000_000_000
         m = _RELATIVE.match(text)
         if m:
             return now - int(float(m.group(1)) * _UNIT_NS[m.group(2)])

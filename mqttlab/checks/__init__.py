@@ -1,0 +1,72 @@
+"""Checks any user can point at the lab, at EMQX or at their own broker.
+
+- :func:`conformance`: MQTT 3.1.1 / 5.0 behaviours, each tied to its normative statement;
+- :func:`security`: probes of authentication, ACLs, malformed input and TLS, each with whether the
+  broker still served others afterwards;
+- :func:`nothing_lost`: a sequence-ledger check through broker restarts (``mqttlab.faults``).
+
+Each returns a :class:`CheckReport` (``.frame()`` for a DataFrame, ``.to_json()``, ``.ok``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from ._model import CheckReport, CheckResult
+
+if TYPE_CHECKING:
+    from ..fleet._target import Target
+    from ..lab import Lab
+    from ._ledger import LedgerVerdict
+
+__all__ = ["CheckReport", "CheckResult", "LedgerVerdict", "conformance", "nothing_lost"]
+
+
+def conformance(target: Lab | Target | str, *, broker: str | None = None, only: list[str] | None = None,
+                ca_file: str | None = None, insecure: bool = False, timeout: float = 120.0) -> CheckReport:
+    """Run the conformance checks against a lab or a broker URL (``mqtt://user:pass@host:1883``).
+
+    ``broker`` names the broker for its known deviations (read from ``$SYS`` when not given).
+    The account needs to publish and subscribe under ``mqttlab-check/#`` and ``$aws/mqttlab-check/#``.
+    """
+    from ._conformance import run_conformance
+    from ._run import identify, resolve, run_blocking
+
+    t = resolve(target, ca_file=ca_file, insecure=insecure)
+
+    async def go() -> CheckReport:
+        name = broker or await identify(t)
+        return await run_conformance(t, name, only=only)
+
+    return run_blocking(go(), timeout)
+
+
+def nothing_lost(lab: Lab, faults: list[str] | tuple[str, ...] = ("SIGTERM",) * 10 + ("SIGKILL",) * 10, *,
+                 publishers: int = 2, rate: float = 1000.0, per_round: int = 2000,
+                 timeout: float = 600.0) -> LedgerVerdict:
+    """Publish sequenced QoS 1 and 2 traffic while the broker is killed with each signal in ``faults``
+    (and restarted); verify that every acknowledged message reached a persistent-session subscriber.
+
+    ``publishers`` x {QoS 1, QoS 2} streams at ``rate`` msg/s each; ``per_round`` acknowledged
+    messages between faults.
+    """
+    from ._ledger import run_nothing_lost
+    from ._run import resolve, run_blocking
+
+    target = resolve(lab)
+    injector = lab.faults
+
+    def fault(sig: str) -> Callable[[], dict[str, Any]]:
+        return lambda: asdict(injector.kill_broker(sig))
+
+    return run_blocking(run_nothing_lost(target, [fault(s) for s in faults], publishers=publishers, rate=rate,
+                                         per_round=per_round), timeout)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LedgerVerdict":
+        from ._ledger import LedgerVerdict
+        return LedgerVerdict
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
