@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..lab import Lab
     from ._ledger import LedgerVerdict
 
-__all__ = ["CheckReport", "CheckResult", "LedgerVerdict", "conformance", "nothing_lost"]
+__all__ = ["CheckReport", "CheckResult", "LedgerVerdict", "conformance", "nothing_lost", "security"]
 
 
 def conformance(target: Lab | Target | str, *, broker: str | None = None, only: list[str] | None = None,
@@ -32,15 +32,63 @@ def conformance(target: Lab | Target | str, *, broker: str | None = None, only: 
     The account needs to publish and subscribe under ``mqttlab-check/#`` and ``$aws/mqttlab-check/#``.
     """
     from ._conformance import run_conformance
-    from ._run import identify, resolve, run_blocking
+    from ._run import identify, reachable, resolve, run_blocking
 
     t = resolve(target, ca_file=ca_file, insecure=insecure)
 
     async def go() -> CheckReport:
+        await reachable(t)
         name = broker or await identify(t)
         return await run_conformance(t, name, only=only)
 
     return run_blocking(go(), timeout)
+
+
+def security(target: Lab | Target | str, *, devices: tuple[str, str] | None = None,
+             device_topic: str = "devices/{id}/telemetry", tls_url: str | None = None,
+             mtls_url: str | None = None, ca_file: str | None = None, broker: str | None = None,
+             timeout: float = 300.0) -> CheckReport:
+    """Run the security probes against a lab or a broker URL (the URL's account is the admin observer).
+
+    Against a lab, two throw-away device accounts and its TLS listeners are used. Against a URL, give
+    ``devices=("userA:passA", "userB:passB")`` (restricted accounts confined to ``device_topic``) and
+    ``tls_url``/``mtls_url`` for the TLS probes; probes without what they need are skipped.
+    """
+    from dataclasses import replace as _replace
+
+    from ..fleet._target import Target, lab_target, parse_url
+    from ._run import identify, reachable, resolve, run_blocking
+    from ._security import SecurityTargets, run_security
+
+    admin = resolve(target, ca_file=ca_file)
+    made: list[str] = []
+    if isinstance(target, str):
+        accounts = [a.split(":", 1) for a in devices] if devices else []
+        a_b = [_replace(admin, username=u, password=p) for u, p in accounts]
+        tls = parse_url(tls_url, ca_file=ca_file) if tls_url else None
+        mtls = parse_url(mtls_url, ca_file=ca_file) if mtls_url else None
+    elif isinstance(target, Target):
+        a_b, tls, mtls = [], None, None
+    else:
+        import uuid
+
+        run = uuid.uuid4().hex[:6]
+        devs = [target.devices.add(f"sec-{run}-{x}") for x in "ab"]
+        made = [d.id for d in devs]
+        a_b = [_replace(admin, username=d.username, password=d.password) for d in devs]
+        tls, mtls = lab_target(target, "tls"), lab_target(target, "mtls")
+    targets = SecurityTargets(admin, a_b[0] if a_b else None, a_b[1] if len(a_b) > 1 else None, device_topic,
+                              tls, mtls)
+
+    async def go() -> CheckReport:
+        await reachable(admin)
+        return await run_security(targets, broker or await identify(admin))
+
+    try:
+        return run_blocking(go(), timeout)
+    finally:
+        for device_id in made:
+            target.devices.remove(device_id)  # type: ignore[union-attr]
 
 
 def nothing_lost(lab: Lab, faults: list[str] | tuple[str, ...] = ("SIGTERM",) * 10 + ("SIGKILL",) * 10, *,

@@ -75,6 +75,7 @@ async def connect(target: Target, *, version: int = 5, client_id: str | None = N
     probe = Probe()
     probe.conn = MqttConnection(options(target, version=version, client_id=client_id, **kw),
                                 on_message=probe.on_message, on_ack=probe.on_ack, auto_ack=auto_ack)
+    probe.conn.closed.add_done_callback(lambda _: probe.changed.set())  # waiters also wake on a close
     await probe.conn.connect(timeout=5)
     return probe
 

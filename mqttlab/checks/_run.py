@@ -33,6 +33,23 @@ def run_blocking(coro: Coroutine[Any, Any, T], timeout: float) -> T:
         loop.stop()
 
 
+async def reachable(target: Target) -> None:
+    """Fail early, with a typed error and a hint, when the target cannot be used at all."""
+    from ..aio._conn import ConnectRefused
+    from ..errors import MqttConnectError
+
+    try:
+        probe = await connect(target)
+    except ConnectRefused as exc:
+        raise MqttConnectError(f"{target.url()} refused the check account: {exc}",
+                               hint="give an account that may publish and subscribe under mqttlab-check/#") from None
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise MqttConnectError(f"cannot reach {target.url()}: {exc or type(exc).__name__}",
+                               hint="is the broker running? check host, port and scheme "
+                                    "(mqtt://, mqtts://, ws://), or start a lab with `mqttlab up`") from None
+    await close(probe)
+
+
 async def identify(target: Target, timeout: float = 1.5) -> str:
     """The broker's version string from its retained ``$SYS`` topics (mosquitto, EMQX), or "unknown"."""
     try:

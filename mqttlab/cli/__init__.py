@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..errors import MqttlabError
+from ._check import check
 from ._compose import compose
 from ._devices import devices
 from ._doctor import doctor
@@ -25,7 +26,7 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (up, down, status, logs, doctor, devices, report, fleet, bench, compose, history, replay):
+for command in (up, down, status, logs, doctor, devices, report, fleet, bench, compose, history, replay, check):
     cli.add_command(command)
 
 
