@@ -25,6 +25,7 @@ from .twins import Twins
 
 if TYPE_CHECKING:
     from .faults import Faults
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,13 @@ class Lab:
     def signal(self, service: str, sig: int) -> bool:
         """Send a signal to one component (``"mosquitto"``/``"emqx"`` or ``"services"``); see :attr:`faults`."""
         return self._backend.signal(service, sig)
+
+    @property
+    def metrics(self) -> Metrics:
+        """Broker and services metrics: ``scrape()`` now, ``record(every=...)`` over time."""
+        from .metrics import Metrics
+
+        return Metrics(self._backend.api_url() + "/metrics")
 
     @property
     def faults(self) -> Faults:

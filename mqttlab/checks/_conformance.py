@@ -418,7 +418,7 @@ async def user_properties(ctx: Context) -> Outcome:
     return got == pairs, f"received {got}"
 
 
-@check("C24", "client maximum packet size respected", "[MQTT-3.1.2-24]", "5.0",
+@check("C24", "client maximum packet size respected", "[MQTT-3.1.2-24] [MQTT-3.1.2-25]", "5.0",
        "a message larger than the client's limit is not sent to it; smaller ones are")
 async def max_packet(ctx: Context) -> Outcome:
     t = ctx.topic("maxpacket")
@@ -453,7 +453,7 @@ async def receive_max_client(ctx: Context) -> Outcome:
     return held == 2 and rest, f"in flight before acks {held}; after acks {len(sub.messages)} of 5"
 
 
-@check("C26", "server receive maximum overflow", "[MQTT-3.3.4-8] §3.3.4", "5.0",
+@check("C26", "server receive maximum overflow", "[MQTT-3.3.4-7] §3.3.4", "5.0",
        "more QoS 2 publishes than the broker's receive maximum: DISCONNECT 0x93")
 async def receive_max_server(ctx: Context) -> Outcome:
     s, ack = await RawSession.connected(ctx.target, ctx.cid("rcvmax-srv"))

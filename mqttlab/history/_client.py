@@ -180,6 +180,12 @@ class History:
         run = Replay(table, self._broker, speed=speed, to_prefix=to_prefix, qos=qos)
         return run if background else run.wait(progress=progress)
 
+    def replay_controls(self, **kwargs: Any) -> Any:
+        """An ipywidgets panel: topic, time range, speed (or max), prefix; Replay / Cancel; progress."""
+        from ._widget import replay_controls
+
+        return replay_controls(self, **kwargs)
+
     # ------------------------------------------------------------------ charts
     def plot_series(self, field: str, **kwargs: Any) -> Any:
         """Per-device time series of a field (plotly figure)."""

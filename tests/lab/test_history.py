@@ -179,3 +179,24 @@ def test_pausing_the_recorder(lab: Lab) -> None:
     assert table.column("topic").to_pylist() == [f"{ns}/resumed"]
     bad = lab.history._http.put("/api/history/recording", json={"recording": "yes"})
     assert bad.status_code == 400
+
+
+def test_replay_controls_widget(lab: Lab) -> None:
+    ns = _ns()
+    client = lab.mqtt_client()
+    for i in range(5):
+        client.publish(f"{ns}/w/{i}", f"{i}".encode(), qos=1).wait_for_publish(5)
+    lab.history.wait_for(5, topic=f"{ns}/w/#")
+    listener = MessageCollector(lab.mqtt_client())
+    listener.subscribe(f"ui-{ns}/#", qos=1)
+    panel = lab.history.replay_controls(topic=f"{ns}/w/#", start="-10m", to_prefix=f"ui-{ns}")
+    panel.children[1].children[1].value = True  # "as fast as possible"
+    panel.go_button.click()
+    wait_until(lambda: "replayed 5 of 5" in panel.status.value, timeout=10, what="the panel to report the replay",
+               seen=lambda: panel.status.value)
+    assert sorted(m.payload for m in listener.wait_count(5)) == [f"{i}".encode() for i in range(5)]
+    assert panel.go_button.disabled is False
+    # bad input shows the error and its hint in the panel instead of raising into the notebook
+    panel.children[0].children[1].value = "not a time"
+    panel.go_button.click()
+    assert "color:#b00" in panel.status.value and panel.go_button.disabled is False

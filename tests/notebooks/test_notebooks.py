@@ -21,6 +21,8 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
     "01-fleet-live-traffic": {"DEVICES": 10, "RATE": 5.0, "LIVE_SECONDS": 3},
     "05-load-and-latency": {"PUB_MESSAGES": 40_000, "LATENCY_SECONDS": 2.0, "CONNECTIONS": 1000,
                             "ASSERT_THROUGHPUT": False},
+    "06-observability": {"DEVICES": 10, "SECONDS": 6},
+    "07-security-and-conformance": {"RESTARTS": 10, "PER_ROUND": 500},
 }
 
 
@@ -38,14 +40,28 @@ def test_committed_without_outputs_and_with_parameters(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path: Path) -> None:
+def test_notebook_runs(path: Path, tmp_path: Path) -> None:
     executed = ARTIFACTS / path.name
+    state_dir = tmp_path / "lab"  # the notebook's lab lives here, so a failed run cannot leave it running
     try:
-        execute(path, executed, CI_PARAMETERS.get(path.stem, {}), timeout=300)
+        execute(path, executed, {**CI_PARAMETERS.get(path.stem, {}), "STATE_DIR": str(state_dir)}, timeout=300)
     except NotebookFailed as exc:  # names the notebook and the cell; the executed copy stays as an artifact
         pytest.fail(str(exc), pytrace=False)
+    finally:
+        _stop_leftover_lab(state_dir)
     html = to_html(executed, executed.with_suffix(".html"))
     _assert_report_has_charts(html, executed)
+
+
+def _stop_leftover_lab(state_dir: Path) -> None:
+    from mqttlab import Lab
+    from mqttlab.errors import LabNotRunningError
+
+    if state_dir.exists():
+        try:
+            Lab.connect(state_dir).stop()
+        except LabNotRunningError:
+            pass  # the notebook stopped it itself, as it should
 
 
 def _values(array: object) -> list[object]:
