@@ -31,9 +31,14 @@ def conformance(target: Lab | Target | str, *, broker: str | None = None, only: 
     ``broker`` names the broker for its known deviations (read from ``$SYS`` when not given).
     The account needs to publish and subscribe under ``mqttlab-check/#`` and ``$aws/mqttlab-check/#``.
     """
-    from ._conformance import run_conformance
+    from ..errors import ConfigError
+    from ._conformance import CHECKS, run_conformance
     from ._run import identify, reachable, resolve, run_blocking
 
+    unknown = sorted(set(only or ()) - {c.id for c in CHECKS})
+    if unknown:
+        raise ConfigError(f"unknown conformance check id(s): {', '.join(unknown)}",
+                          hint=f"ids run from {CHECKS[0].id} to {CHECKS[-1].id}; omit `only` to run them all")
     t = resolve(target, ca_file=ca_file, insecure=insecure)
 
     async def go() -> CheckReport:
@@ -100,9 +105,14 @@ def nothing_lost(lab: Lab, faults: list[str] | tuple[str, ...] = ("SIGTERM",) * 
     ``publishers`` x {QoS 1, QoS 2} streams at ``rate`` msg/s each; ``per_round`` acknowledged
     messages between faults.
     """
+    from ..errors import ConfigError
     from ._ledger import run_nothing_lost
     from ._run import resolve, run_blocking
 
+    bad = sorted({s for s in faults if s not in ("SIGTERM", "SIGKILL", "SIGINT")})
+    if bad or not faults:
+        raise ConfigError(f"faults must be a non-empty list of SIGTERM/SIGKILL/SIGINT, got {bad or list(faults)}",
+                          hint='e.g. ["SIGTERM"] * 10 + ["SIGKILL"] * 10')
     target = resolve(lab)
     injector = lab.faults
 

@@ -165,6 +165,12 @@ class FleetClient:
         devices = self._lab.devices.add_many([{"id": i, "auth": auth} for i in spec.device_ids()])
         return [DeviceCredentials(d.id, d.username, d.password, d.cert_file, d.key_file) for d in devices]
 
+    def launcher(self, **defaults: Any) -> Any:
+        """An ipywidgets panel: devices, profile, rate and QoS sliders, Start; then the fleet's live panel."""
+        from ._widgets import fleet_launcher
+
+        return fleet_launcher(self, **defaults)
+
     def start(self, count: int = 10, profile: Any = "thermostat", *, rate: float | Rate = 1.0, workers: int = 1,
               **options: Any) -> Fleet | MultiFleet:
         """Start ``count`` simulated devices in the background (registered in ``lab.devices``).

@@ -13,7 +13,7 @@ from mqttlab._wait import wait_until
 from mqttlab.checks import conformance, nothing_lost, security
 from mqttlab.checks._deviations import known
 from mqttlab.checks._ledger import _Publisher, _verdict
-from mqttlab.errors import MqttConnectError
+from mqttlab.errors import ConfigError, MqttConnectError
 from mqttlab.fleet import Target
 from mqttlab.fleet._target import lab_target
 from mqttlab.testing import MessageCollector
@@ -163,3 +163,13 @@ def test_slow_subscriber_makes_the_broker_queue(lab: Lab, topic_ns: str) -> None
                    seen=lambda: f"{slow.received} received")
     assert early <= 20  # acknowledged one at a time: the rest waited in the broker's queue
     client.disconnect()
+
+
+def test_bad_arguments_are_typed_errors(lab: Lab) -> None:
+    with pytest.raises(ConfigError, match="C99") as info:
+        conformance(lab, only=["C01", "C99"])
+    assert "C01" in (info.value.hint or "")
+    with pytest.raises(ConfigError, match="SIGFOO"):
+        nothing_lost(lab, ["SIGTERM", "SIGFOO"])
+    with pytest.raises(ConfigError, match="unknown component"):
+        lab.faults.kill("router", "SIGKILL")  # type: ignore[arg-type]

@@ -159,3 +159,17 @@ def test_panel_shows_counters_and_stops_the_fleet(lab: Lab) -> None:
     wait_until(lambda: fleet.engine.rate.per_second == 20.0, timeout=5, what="the new rate")
     stop_button.click()
     assert not fleet.running and stop_button.disabled and "<b>running</b><br>False" in counters.value
+def test_launcher_starts_a_fleet_with_the_chosen_settings(lab: Lab) -> None:
+    pytest.importorskip("ipywidgets")
+    launcher = lab.fleet.launcher(count=3, profile="smart_meter", rate=5.0, qos=1, prefix=_prefix())
+    launcher.start_button.click()
+    fleet = launcher.fleet
+    assert fleet is not None and fleet.running
+    assert fleet.status()["devices"] == 3 and fleet.engine.rate.per_second == 5.0
+    launcher.start_button.click()  # a second start while running is refused in the panel, not raised
+    assert "still running" in launcher.message.value and launcher.fleet is fleet
+    panel = launcher.children[-1].children[0]
+    panel.children[1].children[1].click()  # the running fleet's Stop button
+    assert not fleet.running
+
+
