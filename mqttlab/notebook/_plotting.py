@@ -23,11 +23,20 @@ def setup_plotly(renderer: str | None = None) -> str:
     return chosen
 
 
+def _offline() -> bool:
+    """True when the renderer inlines plotly.js (``notebook``, as ``mqttlab report`` uses)."""
+    import plotly.io as pio
+
+    return "notebook" in str(pio.renderers.default).split("+")
+
+
 def _bundle(fig: Any) -> dict[str, Any]:
     import plotly.io as pio
 
+    # offline, plotly.js was put into the page once (LiveChart.__init__); inlining it into every redraw
+    # would send megabytes per update, and a CDN reference does not render without a network
     return {"application/vnd.plotly.v1+json": fig.to_plotly_json(),
-            "text/html": pio.to_html(fig, include_plotlyjs="cdn", full_html=False)}
+            "text/html": pio.to_html(fig, include_plotlyjs=False if _offline() else "cdn", full_html=False)}
 
 
 class LiveChart:
@@ -39,6 +48,10 @@ class LiveChart:
         from IPython.display import display
 
         self.display_id = display_id or f"mqttlab-live-{uuid.uuid4().hex[:8]}"
+        if _offline():
+            import plotly.io as pio
+
+            pio.renderers["notebook"].activate()  # plotly.js into the page before the first redraw uses it
         display(_bundle(fig), raw=True, display_id=self.display_id)
 
     def update(self, fig: Any) -> None:
