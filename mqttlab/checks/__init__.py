@@ -32,7 +32,8 @@ def conformance(target: Lab | Target | str, *, broker: str | None = None, only: 
     The account needs to publish and subscribe under ``mqttlab-check/#`` and ``$aws/mqttlab-check/#``.
     """
     from ..errors import ConfigError
-    from ._conformance import CHECKS, run_conformance
+    from ._conformance import CHECKS
+    from ._registry import run_conformance
     from ._run import identify, reachable, resolve, run_blocking
 
     unknown = sorted(set(only or ()) - {c.id for c in CHECKS})

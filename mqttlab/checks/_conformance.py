@@ -7,73 +7,20 @@ window of silence, which is the only waiting here that is not on a condition.
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from ..aio import _wire as w
-from ..fleet._target import Target
-from ._client import Probe, close, connect, publish, quiet
-from ._deviations import explain
-from ._model import CheckReport, CheckResult
+from ._client import close, connect, publish, quiet
 from ._raw import RawSession, publish_bytes
+from ._registry import CHECKS, Context, Outcome, check, hx, pair
 
-Outcome = tuple[bool, str]
-
-
-def hx(code: int) -> str:
-    return f"0x{code:02x}"
-
-
-@dataclass
-class Context:
-    target: Target
-    run: str
-
-    def topic(self, name: str) -> str:
-        return f"mqttlab-check/{self.run}/{name}"
-
-    def cid(self, name: str) -> str:
-        return f"chk-{self.run}-{name}"
-
-
-CheckFn = Callable[[Context], Awaitable[Outcome]]
-
-
-@dataclass(frozen=True)
-class Check:
-    id: str
-    title: str
-    ref: str
-    protocol: str
-    expected: str
-    fn: CheckFn
-
-
-CHECKS: list[Check] = []
-
-
-def check(id: str, title: str, ref: str, protocol: str, expected: str) -> Callable[[CheckFn], CheckFn]:
-    def register(fn: CheckFn) -> CheckFn:
-        CHECKS.append(Check(id, title, ref, protocol, expected, fn))
-        return fn
-    return register
-
-
-async def _pair(ctx: Context, name: str, qos: int, version: int = 5, sub_options: int = 0) -> tuple[Probe, Probe, str]:
-    t = ctx.topic(name)
-    sub = await connect(ctx.target, version=version, client_id=ctx.cid(name + "-s"))
-    await sub.conn.subscribe([(t, qos)], options=sub_options)
-    pub = await connect(ctx.target, version=version, client_id=ctx.cid(name + "-p"))
-    return sub, pub, t
+__all__ = ["CHECKS"]
 
 
 # --------------------------------------------------------------------------- QoS flows
 @check("C01", "QoS 0 message delivered", "[MQTT-4.3.1-1]", "5.0", "one copy at QoS 0")
 async def qos0(ctx: Context) -> Outcome:
-    sub, pub, t = await _pair(ctx, "qos0", 0)
+    sub, pub, t = await pair(ctx, "qos0", 0)
     publish(pub, t, b"q0")
     ok = await sub.wait(1)
     await close(sub, pub)
@@ -83,7 +30,7 @@ async def qos0(ctx: Context) -> Outcome:
 @check("C02", "QoS 1 PUBACK and delivery (3.1.1)", "[MQTT-4.3.2-1]", "3.1.1",
        "PUBACK to the publisher; the subscriber gets it at QoS 1")
 async def qos1(ctx: Context) -> Outcome:
-    sub, pub, t = await _pair(ctx, "qos1", 1, version=4)
+    sub, pub, t = await pair(ctx, "qos1", 1, version=4)
     pid = publish(pub, t, b"q1", 1)
     acked = await pub.until(lambda: pid in pub.acks)
     got = await sub.wait(1)
@@ -95,7 +42,7 @@ async def qos1(ctx: Context) -> Outcome:
 @check("C03", "QoS 2 exactly once", "[MQTT-4.3.3-1]", "5.0",
        "PUBREC/PUBREL/PUBCOMP completes; exactly one copy at QoS 2")
 async def qos2(ctx: Context) -> Outcome:
-    sub, pub, t = await _pair(ctx, "qos2", 2)
+    sub, pub, t = await pair(ctx, "qos2", 2)
     pid = publish(pub, t, b"q2", 2)
     done = await pub.until(lambda: pid in pub.acks)
     await sub.wait(1)
@@ -108,7 +55,7 @@ async def qos2(ctx: Context) -> Outcome:
 @check("C04", "delivered at the lower of publish and subscribe QoS", "[MQTT-3.8.4-8]", "5.0",
        "QoS 2 publish to a QoS 1 subscription arrives at QoS 1")
 async def downgrade(ctx: Context) -> Outcome:
-    sub, pub, t = await _pair(ctx, "downgrade", 1)
+    sub, pub, t = await pair(ctx, "downgrade", 1)
     publish(pub, t, b"d", 2)
     await sub.wait(1)
     await close(sub, pub)
@@ -362,7 +309,7 @@ async def no_local(ctx: Context) -> Outcome:
 @check("C20", "topic alias", "[MQTT-3.3.2-12]", "5.0",
        "a PUBLISH with only an alias reaches subscribers of the aliased topic")
 async def alias(ctx: Context) -> Outcome:
-    sub, pub, t = await _pair(ctx, "alias", 0)
+    sub, pub, t = await pair(ctx, "alias", 0)
     if not pub.conn.connack_properties.get("topic_alias_maximum"):
         await close(sub, pub)
         return False, "broker offers no topic aliases (topic_alias_maximum 0)"
@@ -397,7 +344,7 @@ async def expiry(ctx: Context) -> Outcome:
 @check("C22", "request/response properties forwarded", "[MQTT-3.3.2-15] [MQTT-3.3.2-16]", "5.0",
        "response topic and correlation data unchanged")
 async def request_response(ctx: Context) -> Outcome:
-    sub, pub, t = await _pair(ctx, "reqresp", 1)
+    sub, pub, t = await pair(ctx, "reqresp", 1)
     publish(pub, t, b"?", 1, props={"response_topic": ctx.topic("reply"), "correlation_data": b"\x00\x01id"})
     await sub.wait(1)
     await close(sub, pub)
@@ -409,7 +356,7 @@ async def request_response(ctx: Context) -> Outcome:
 @check("C23", "user properties forwarded in order", "[MQTT-3.3.2-17] [MQTT-3.3.2-18]", "5.0",
        "all pairs, repeated keys and order kept")
 async def user_properties(ctx: Context) -> Outcome:
-    sub, pub, t = await _pair(ctx, "userprops", 1)
+    sub, pub, t = await pair(ctx, "userprops", 1)
     pairs = [("a", "1"), ("b", "2"), ("a", "3")]
     publish(pub, t, b"u", 1, props={"user_property": pairs})
     await sub.wait(1)
@@ -493,29 +440,3 @@ async def keepalive(ctx: Context) -> Outcome:
     after = time.monotonic() - t0
     await s.close()
     return closed and after <= 3.2, f"closed after {after:.1f} s" if closed else "still open after 8 s"
-
-
-# --------------------------------------------------------------------------- runner
-async def run_conformance(target: Target, broker: str, *, only: list[str] | None = None,
-                          concurrency: int = 8) -> CheckReport:
-    """Run the checks against ``target`` (an account that may publish and subscribe under ``mqttlab-check/#``)."""
-    ctx = Context(target, uuid.uuid4().hex[:8])
-    report = CheckReport("conformance", target.url(), broker)
-    gate = asyncio.Semaphore(concurrency)
-    chosen = [c for c in CHECKS if only is None or c.id in only]
-
-    async def one(c: Check) -> CheckResult:
-        async with gate:
-            t0 = time.monotonic()
-            try:
-                passed, observed = await asyncio.wait_for(c.fn(ctx), 20)
-                outcome = "pass" if passed else "fail"
-            except Exception as exc:  # a check that could not run says why, the others go on
-                passed, observed, outcome = False, f"{type(exc).__name__}: {exc}", "error"
-            note = "" if passed else explain(broker, c.id)
-            result = CheckResult(c.id, c.title, c.ref, c.protocol, "deviation" if note else outcome,  # type: ignore[arg-type]
-                                 c.expected, observed, note, seconds=round(time.monotonic() - t0, 3))
-            return result
-
-    report.results = list(await asyncio.gather(*(one(c) for c in chosen)))
-    return report
