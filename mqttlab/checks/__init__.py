@@ -99,12 +99,15 @@ def security(target: Lab | Target | str, *, devices: tuple[str, str] | None = No
 
 def nothing_lost(lab: Lab, faults: list[str] | tuple[str, ...] = ("SIGTERM",) * 10 + ("SIGKILL",) * 10, *,
                  publishers: int = 2, rate: float = 1000.0, per_round: int = 2000,
+                 offline_during_faults: bool = False, drain_timeout: float = 20.0,
                  timeout: float = 600.0) -> LedgerVerdict:
     """Publish sequenced QoS 1 and 2 traffic while the broker is killed with each signal in ``faults``
     (and restarted); verify that every acknowledged message reached a persistent-session subscriber.
 
     ``publishers`` x {QoS 1, QoS 2} streams at ``rate`` msg/s each; ``per_round`` acknowledged
-    messages between faults.
+    messages between faults. ``offline_during_faults=True`` takes the subscriber offline (session kept)
+    for the second half of each round, so the broker holds those messages when the fault hits.
+    ``drain_timeout``: how long to wait at the end for acknowledged messages still on their way.
     """
     from ..errors import ConfigError
     from ._ledger import run_nothing_lost
@@ -121,7 +124,8 @@ def nothing_lost(lab: Lab, faults: list[str] | tuple[str, ...] = ("SIGTERM",) * 
         return lambda: asdict(injector.kill_broker(sig))
 
     return run_blocking(run_nothing_lost(target, [fault(s) for s in faults], publishers=publishers, rate=rate,
-                                         per_round=per_round), timeout)
+                                         per_round=per_round, offline_during_faults=offline_during_faults,
+                                         drain_timeout=drain_timeout), timeout)
 
 
 def __getattr__(name: str) -> Any:

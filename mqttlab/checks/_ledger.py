@@ -139,8 +139,13 @@ async def _reconnect(target: Target, client_id: str, on_ack: Any = None, on_mess
 
 async def run_nothing_lost(target: Target, faults: list[Callable[[], dict[str, Any]]], *,
                            publishers: int = 2, rate: float = 1000.0, per_round: int = 2000,
-                           drain_timeout: float = 20.0) -> LedgerVerdict:
-    """Traffic, then each fault in turn (run in a thread: they block), then drain and compare ledgers."""
+                           offline_during_faults: bool = False, drain_timeout: float = 20.0) -> LedgerVerdict:
+    """Traffic, then each fault in turn (run in a thread: they block), then drain and compare ledgers.
+
+    ``offline_during_faults``: the subscriber disconnects (its session stays) half-way through each round,
+    so the broker must hold the rest of the round's messages for it when the fault hits: this exposes
+    what a broker keeps only in memory.
+    """
     t_start = time.monotonic()
     run = uuid.uuid4().hex[:8]
     base = f"mqttlab-check/{run}/nothing-lost"
@@ -189,7 +194,10 @@ async def run_nothing_lost(target: Target, faults: list[Callable[[], dict[str, A
 
     try:
         for fault in faults:
-            await traffic(per_round)
+            await traffic(per_round // 2 if offline_during_faults else per_round)
+            if offline_during_faults:
+                await sub.disconnect()
+                await traffic(per_round - per_round // 2)
             done_faults.append(await asyncio.to_thread(fault))
             sub = await resume()
         await traffic(per_round)
