@@ -10,6 +10,10 @@ from ..aio import _wire as w
 from ..fleet._target import Target
 
 
+class NotApplicable(Exception):
+    """The check cannot run over this target (e.g. a byte-level probe over WebSocket): reported as skipped."""
+
+
 class RawSession:
     """Write any bytes; read whole packets back; tell whether the broker closed the connection."""
 
@@ -19,7 +23,7 @@ class RawSession:
     @classmethod
     async def open(cls, target: Target, version: int = 5, ssl_ctx: object = None) -> RawSession:
         if target.transport not in ("tcp", "tls"):
-            raise ValueError("raw probes need a TCP or TLS listener")
+            raise NotApplicable("byte-level probes need a TCP or TLS listener (this one is WebSocket)")
         ctx = ssl_ctx if ssl_ctx is not None else target.ssl_context()
         reader, writer = await asyncio.wait_for(asyncio.open_connection(
             target.host, target.port, ssl=ctx, server_hostname=target.host if ctx else None), 5)

@@ -12,6 +12,7 @@ from ..fleet._target import Target
 from ._client import Probe, connect
 from ._deviations import explain
 from ._model import CheckReport, CheckResult
+from ._raw import NotApplicable
 
 Outcome = tuple[bool, str]
 
@@ -80,9 +81,11 @@ async def run_conformance(target: Target, broker: str, *, only: list[str] | None
             try:
                 passed, observed = await asyncio.wait_for(c.fn(ctx), 20)
                 outcome = "pass" if passed else "fail"
+            except NotApplicable as exc:
+                passed, observed, outcome = False, str(exc), "skipped"
             except Exception as exc:  # a check that could not run says why, the others go on
                 passed, observed, outcome = False, f"{type(exc).__name__}: {exc}", "error"
-            note = "" if passed else explain(broker, c.id)
+            note = explain(broker, c.id) if outcome == "fail" else ""  # only a real failure is excused
             result = CheckResult(c.id, c.title, c.ref, c.protocol, "deviation" if note else outcome,  # type: ignore[arg-type]
                                  c.expected, observed, note, seconds=round(time.monotonic() - t0, 3))
             return result
