@@ -195,3 +195,16 @@ def test_conformance_over_tls_and_websocket(lab: Lab, transport: str) -> None:
     # byte-level checks need a raw TCP/TLS stream; over WebSocket they are skipped, never excused
     assert skipped == (set() if transport == "tls" else {"C26", "C27", "C28"})
     assert all(r.outcome != "deviation" or r.deviation for r in report.results)
+
+
+def test_cli_nothing_lost_and_security(fresh_lab: Lab) -> None:
+    done = run_cli("check", "nothing-lost", "--state-dir", str(fresh_lab.state_dir), "--sigterm", "1",
+                   "--sigkill", "1", "--per-round", "300", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["ok"] and doc["missing"] == 0 and [f["signal"] for f in doc["faults"]] == ["SIGTERM", "SIGKILL"]
+    sec = run_cli("check", "security", "--state-dir", str(fresh_lab.state_dir))
+    assert sec.returncode == 0, sec.stdout + sec.stderr
+    assert "S21" in sec.stdout and "'pass': 21" in sec.stdout
+    bad = run_cli("check", "security", "--state-dir", str(fresh_lab.state_dir), "--device", "only-one:pw")
+    assert bad.returncode == 2 and "hint:" in bad.stderr
