@@ -43,10 +43,12 @@ class RawSession:
     def send(self, data: bytes) -> None:
         self.writer.write(data)
 
-    async def read(self, timeout: float = 3.0) -> w.Packet | None:
-        """The next packet, or None when the connection closed or nothing came within ``timeout``."""
+    async def _next(self, timeout: float) -> w.Packet | str:
+        """The next whole packet, or "closed" (the peer ended the connection) or "timeout"."""
         try:
-            first = await asyncio.wait_for(self.reader.readexactly(1), timeout)
+            first = await asyncio.wait_for(self.reader.read(1), timeout)
+            if not first:
+                return "closed"
             length, shift = 0, 0
             while True:
                 b = (await asyncio.wait_for(self.reader.readexactly(1), timeout))[0]
@@ -55,39 +57,28 @@ class RawSession:
                 if not b & 0x80:
                     break
             body = await asyncio.wait_for(self.reader.readexactly(length), timeout) if length else b""
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, OSError):
-            return None
+        except asyncio.TimeoutError:
+            return "timeout"
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            return "closed"
         return w.decode(first[0] >> 4, first[0] & 0x0F, memoryview(body), self.version)
+
+    async def read(self, timeout: float = 3.0) -> w.Packet | None:
+        """The next packet, or None when the connection closed or nothing came within ``timeout``."""
+        got = await self._next(timeout)
+        return None if isinstance(got, str) else got
 
     async def closed_by_peer(self, timeout: float = 3.0) -> tuple[bool, list[w.Packet]]:
         """Read until the broker closes (True) or ``timeout`` passes (False); returns what came meanwhile."""
-        got: list[w.Packet] = []
+        packets: list[w.Packet] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while (left := deadline - loop.time()) > 0:
-            try:
-                first = await asyncio.wait_for(self.reader.read(1), left)
-            except asyncio.TimeoutError:
-                return False, got
-            except (ConnectionError, OSError):
-                return True, got
-            if not first:
-                return True, got
-            length, shift = 0, 0
-            try:
-                while True:
-                    b = (await asyncio.wait_for(self.reader.readexactly(1), left))[0]
-                    length |= (b & 0x7F) << shift
-                    shift += 7
-                    if not b & 0x80:
-                        break
-                body = await asyncio.wait_for(self.reader.readexactly(length), left) if length else b""
-            except (asyncio.IncompleteReadError, ConnectionError, OSError):
-                return True, got
-            except asyncio.TimeoutError:
-                return False, got
-            got.append(w.decode(first[0] >> 4, first[0] & 0x0F, memoryview(body), self.version))
-        return False, got
+            got = await self._next(left)
+            if isinstance(got, str):
+                return got == "closed", packets
+            packets.append(got)
+        return False, packets
 
     async def close(self) -> None:
         self.writer.close()
