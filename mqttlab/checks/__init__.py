@@ -11,7 +11,7 @@ Each returns a :class:`CheckReport` (``.frame()`` for a DataFrame, ``.to_json()`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from ._model import CheckReport, CheckResult
@@ -60,28 +60,28 @@ def security(target: Lab | Target | str, *, devices: tuple[str, str] | None = No
     ``devices=("userA:passA", "userB:passB")`` (restricted accounts confined to ``device_topic``) and
     ``tls_url``/``mtls_url`` for the TLS probes; probes without what they need are skipped.
     """
-    from dataclasses import replace as _replace
-
+    from ..errors import ConfigError
     from ..fleet._target import Target, lab_target, parse_url
     from ._run import identify, reachable, resolve, run_blocking
     from ._security import SecurityTargets, run_security
 
     admin = resolve(target, ca_file=ca_file)
     made: list[str] = []
-    if isinstance(target, str):
-        accounts = [a.split(":", 1) for a in devices] if devices else []
-        a_b = [_replace(admin, username=u, password=p) for u, p in accounts]
+    if isinstance(target, (str, Target)):
+        malformed = [a for a in devices or () if ":" not in a]
+        if malformed:
+            raise ConfigError(f"device accounts must be user:password, got {malformed}",
+                              hint='devices=("sensor-a:secretA", "sensor-b:secretB")')
+        a_b = [replace(admin, username=u, password=p) for u, p in (a.split(":", 1) for a in devices or ())]
         tls = parse_url(tls_url, ca_file=ca_file) if tls_url else None
         mtls = parse_url(mtls_url, ca_file=ca_file) if mtls_url else None
-    elif isinstance(target, Target):
-        a_b, tls, mtls = [], None, None
     else:
         import uuid
 
         run = uuid.uuid4().hex[:6]
         devs = [target.devices.add(f"sec-{run}-{x}") for x in "ab"]
         made = [d.id for d in devs]
-        a_b = [_replace(admin, username=d.username, password=d.password) for d in devs]
+        a_b = [replace(admin, username=d.username, password=d.password) for d in devs]
         tls, mtls = lab_target(target, "tls"), lab_target(target, "mtls")
     targets = SecurityTargets(admin, a_b[0] if a_b else None, a_b[1] if len(a_b) > 1 else None, device_topic,
                               tls, mtls)

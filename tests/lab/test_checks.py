@@ -172,6 +172,8 @@ def test_bad_arguments_are_typed_errors(lab: Lab) -> None:
     assert "C01" in (info.value.hint or "")
     with pytest.raises(ConfigError, match="SIGFOO"):
         nothing_lost(lab, ["SIGTERM", "SIGFOO"])
+    with pytest.raises(ConfigError, match="user:password"):
+        security("mqtt://127.0.0.1:1", devices=("no-colon", "b:pw"))
     with pytest.raises(ConfigError, match="unknown component"):
         lab.faults.kill("router", "SIGKILL")  # type: ignore[arg-type]
 
