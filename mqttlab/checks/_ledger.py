@@ -13,8 +13,8 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..aio import _wire as w
@@ -48,7 +48,6 @@ class LedgerVerdict:
     streams: list[StreamVerdict]
     session_present: list[bool]
     seconds: float
-    notes: list[str] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
@@ -66,7 +65,7 @@ class LedgerVerdict:
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "missing": self.missing, "faults": self.faults,
-                "session_present": self.session_present, "seconds": self.seconds, "notes": self.notes,
+                "session_present": self.session_present, "seconds": self.seconds,
                 "streams": [asdict(s) for s in self.streams]}
 
     def __repr__(self) -> str:
@@ -76,8 +75,10 @@ class LedgerVerdict:
 
 
 class _Publisher:
-    def __init__(self, target: Target, name: str, topic: str, qos: int, rate: float) -> None:
+    def __init__(self, target: Target, name: str, topic: str, qos: int, rate: float,
+                 changed: asyncio.Event | None = None) -> None:
         self.target, self.name, self.topic, self.qos, self.rate = target, name, topic, qos, rate
+        self.changed = changed or asyncio.Event()
         self.next_seq = 0
         self.acked: dict[int, int] = {}  # seq -> reason code
         self.failed: Counter[int] = Counter()  # reason codes >= 0x80 (those seqs are retried)
@@ -90,6 +91,7 @@ class _Publisher:
         seq = self.pending.pop(pid, None)
         if seq is None:
             return
+        self.changed.set()
         if reason < 0x80:
             self.acked[seq] = reason
         else:
@@ -161,9 +163,10 @@ async def run_nothing_lost(target: Target, faults: list[Callable[[], dict[str, A
     sub_id = f"nl-sub-{run}"
     # clean start 0 from the first connect: mosquitto 2.0.11 did not persist a session created with
     # clean start 1 across a SIGTERM restart (seen here), and the client id is new anyway
-    sub = await _reconnect(target, sub_id, on_message=on_message, clean=False)
-    if sub is None:
+    first = await _reconnect(target, sub_id, on_message=on_message, clean=False)
+    if first is None:
         raise ConnectionError(f"cannot connect the subscriber to {target.url()}")
+    sub: MqttConnection = first
     await sub.subscribe([(f"{base}/#", 2)])
 
     async def resume() -> MqttConnection:
@@ -175,22 +178,33 @@ async def run_nothing_lost(target: Target, faults: list[Callable[[], dict[str, A
             await conn.subscribe([(f"{base}/#", 2)])
         return conn
 
-    pubs = [_Publisher(target, f"p{i}q{q}", f"{base}/p{i}q{q}", q, rate)
+    pubs = [_Publisher(target, f"p{i}q{q}", f"{base}/p{i}q{q}", q, rate, changed)
             for i in range(publishers) for q in (1, 2)]
     tasks = [asyncio.get_running_loop().create_task(p.run()) for p in pubs]
     done_faults: list[dict[str, Any]] = []
-    notes: list[str] = []
+
+    async def resume_if_dropped() -> None:
+        nonlocal sub
+        if sub.closed.done():
+            sub = await resume()
+
+    async def until(condition: Callable[[], bool], timeout: float,
+                    tick: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Wake on every acknowledgement or delivery until ``condition()`` holds or ``timeout`` passes."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not condition() and (left := end - loop.time()) > 0:
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), min(left, 0.5))
+            except asyncio.TimeoutError:
+                pass
+            if tick is not None:
+                await tick()
 
     async def traffic(count: int) -> None:
         goal = sum(len(p.acked) for p in pubs) + count
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 30
-        while sum(len(p.acked) for p in pubs) < goal and loop.time() < end:
-            changed.clear()
-            try:
-                await asyncio.wait_for(changed.wait(), 1)
-            except asyncio.TimeoutError:
-                pass
+        await until(lambda: sum(len(p.acked) for p in pubs) >= goal, 30)
 
     try:
         for fault in faults:
@@ -212,16 +226,7 @@ async def run_nothing_lost(target: Target, faults: list[Callable[[], dict[str, A
     def all_in() -> bool:
         return all(set(p.acked) <= set(received.get(p.name, ())) for p in pubs)
 
-    loop = asyncio.get_running_loop()
-    end = loop.time() + drain_timeout
-    while not all_in() and loop.time() < end:
-        if sub.closed.done():
-            sub = await resume()
-        changed.clear()
-        try:
-            await asyncio.wait_for(changed.wait(), 0.5)
-        except asyncio.TimeoutError:
-            pass
+    await until(all_in, drain_timeout, tick=resume_if_dropped)
     for p in pubs:
         if p.conn is not None:
             await p.conn.disconnect()
@@ -230,7 +235,7 @@ async def run_nothing_lost(target: Target, faults: list[Callable[[], dict[str, A
     if cleaner is not None:
         await cleaner.disconnect()
     return LedgerVerdict(done_faults, [_verdict(p, received.get(p.name, [])) for p in pubs], presence,
-                         round(time.monotonic() - t_start, 2), notes)
+                         round(time.monotonic() - t_start, 2))
 
 
 def _verdict(p: _Publisher, got: list[int]) -> StreamVerdict:
