@@ -21,6 +21,18 @@ def _err(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"code": code, "message": message}, status_code=status)
 
 
+def _tested(sql: str, context: Any, rule_id: str | None = None) -> JSONResponse:
+    """``rule_test`` as an HTTP answer: 200 output, 412 no match, 400 parse or runtime error (EMQX's shapes)."""
+    try:
+        return JSONResponse(rule_test(sql, context, rule_id))
+    except NoMatch:
+        return _err(412, "NOT_MATCH", "SQL Not Match")
+    except RuleSqlError as exc:
+        return _err(400, "BAD_REQUEST", sql_error_message(exc))
+    except RuleRuntimeError as exc:
+        return _err(400, "BAD_REQUEST", runtime_error_message(exc))
+
+
 async def _json_body(request: Request) -> Any:
     if "application/json" not in request.headers.get("content-type", ""):
         return _err(415, "UNSUPPORTED_MEDIA_TYPE", "content-type:application/json Required")
@@ -76,14 +88,7 @@ def rules_router(engine: RuleEngine, tap: OutputTap) -> APIRouter:
         if not isinstance(body, dict) or not isinstance(body.get("sql"), str) or not isinstance(
                 body.get("context", {}), dict):
             return _err(400, "BAD_REQUEST", "body must be {\"sql\": string, \"context\": object}")
-        try:
-            return JSONResponse(rule_test(body["sql"], body.get("context", {})))
-        except NoMatch:
-            return _err(412, "NOT_MATCH", "SQL Not Match")
-        except RuleSqlError as exc:
-            return _err(400, "BAD_REQUEST", sql_error_message(exc))
-        except RuleRuntimeError as exc:
-            return _err(400, "BAD_REQUEST", runtime_error_message(exc))
+        return _tested(body["sql"], body.get("context", {}))
 
     @router.get("/api/v5/rules", summary="List rules (EMQX filters and paging)")
     def list_rules(enable: bool | None = None, like_id: str | None = None, like_from: str | None = None,
@@ -166,14 +171,7 @@ def rules_router(engine: RuleEngine, tap: OutputTap) -> APIRouter:
         if isinstance(body, Response):
             return body
         context = body.get("context", {}) if isinstance(body, dict) else {}
-        try:
-            return JSONResponse(rule_test(rule.record["sql"], context, rule_id))
-        except NoMatch:
-            return _err(412, "NOT_MATCH", "SQL Not Match")
-        except RuleSqlError as exc:
-            return _err(400, "BAD_REQUEST", sql_error_message(exc))
-        except RuleRuntimeError as exc:
-            return _err(400, "BAD_REQUEST", runtime_error_message(exc))
+        return _tested(rule.record["sql"], context, rule_id)
 
     @router.get("/api/v5/rule_events", summary="Event types and their columns")
     def rule_events() -> list[dict[str, Any]]:
